@@ -1,0 +1,1 @@
+"""Side effects: Postgres, HTTP, dispatch to compute. No pipeline state lives here."""

@@ -1,0 +1,36 @@
+"""The compute backend contract: run a named function on a JSON payload."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class ComputeError(Exception):
+    """A compute function failed. `permanent` means a retry cannot help."""
+
+    def __init__(
+        self, message: str, *, error_type: str, permanent: bool, traceback: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.permanent = permanent
+        self.traceback = traceback
+
+
+class ComputeTimeoutError(ComputeError):
+    """The function ran past its timeout and was stopped."""
+
+    def __init__(self, name: str, timeout_s: float) -> None:
+        super().__init__(
+            f"{name} ran past its {timeout_s:g}s timeout and was stopped",
+            error_type="Timeout",
+            permanent=False,
+        )
+
+
+class ComputeBackend(Protocol):
+    async def call(self, name: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
+        """Run `name` on `payload`; raise `ComputeError` on failure."""
+        ...
+
+    async def aclose(self) -> None: ...

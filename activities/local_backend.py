@@ -1,0 +1,100 @@
+"""Local compute: the `modal_app` function bodies, run in warm worker processes here.
+
+Each call borrows an idle process (or starts one), sends it the payload, and waits
+without blocking the event loop. A call that overruns its timeout or whose activity
+is cancelled has its process killed, so the work really stops; the next call starts
+a fresh process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from activities.compute import ComputeError, ComputeTimeoutError
+
+# Replies carry whole phase outputs; the default 64 KiB line limit is too small.
+_LINE_LIMIT = 64 * 1024 * 1024
+
+
+class _Process:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls) -> _Process:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "modal_app.local_runner",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=_LINE_LIMIT,
+        )
+        return cls(proc)
+
+    async def request(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"name": name, "payload": payload}).encode() + b"\n")
+        await self.proc.stdin.drain()
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise ComputeError(
+                f"{name}: the compute process exited (code {await self.proc.wait()})",
+                error_type="ProcessExited",
+                permanent=False,
+            )
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            await self.kill()
+
+
+class LocalBackend:
+    """Runs compute functions in up to `max_concurrency` local processes."""
+
+    def __init__(self, *, max_concurrency: int = 4) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._idle: list[_Process] = []
+
+    async def call(self, name: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
+        async with self._slots:
+            process = self._idle.pop() if self._idle else await _Process.start()
+            try:
+                reply = await asyncio.wait_for(process.request(name, payload), timeout_s)
+            except TimeoutError:
+                await asyncio.shield(process.kill())
+                raise ComputeTimeoutError(name, timeout_s) from None
+            except BaseException:
+                # Cancelled or broken: the process may be mid-call; stop it for real.
+                await asyncio.shield(process.kill())
+                raise
+            self._idle.append(process)
+        if "ok" in reply:
+            return dict(reply["ok"])
+        error = reply["error"]
+        raise ComputeError(
+            f"{name} failed: {error['type']}: {error['message']}",
+            error_type=error["type"],
+            permanent=bool(error["permanent"]),
+            traceback=error["traceback"],
+        )
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(p.stop() for p in idle))

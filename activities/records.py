@@ -1,0 +1,35 @@
+"""Record run events in the Charter and the Ledger (exactly once, by event key)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+
+from boomerang.models.events import RunEvent
+
+
+class EventSink(Protocol):
+    """Where events go: `boomerang.store.recorder.EventStore` in every real deployment."""
+
+    async def record(self, event: RunEvent) -> bool: ...
+
+
+class RecordEventsInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events: tuple[RunEvent, ...]
+
+
+class RecordActivities:
+    def __init__(self, store: EventSink) -> None:
+        self._store = store
+
+    @activity.defn(name="record_events")
+    async def record_events(self, inp: RecordEventsInput) -> int:
+        """Write each event once; returns how many were new (a retry writes none)."""
+        written = 0
+        for event in inp.events:
+            written += await self._store.record(event)
+        return written

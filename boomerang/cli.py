@@ -1,0 +1,173 @@
+"""The `boomerang` command: the embedded stack, pipelines, approvals and status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from boomerang.client import BoomerangClient
+from boomerang.errors import BoomerangError, InvalidDecisionError, UnknownRunError
+from boomerang.models.decisions import DecisionInput, PipelineStatus
+from boomerang.models.pipeline import Decision, PipelineInput
+from boomerang.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+pipeline_app = typer.Typer(no_args_is_help=True, help="Start validation pipelines.")
+app.add_typer(pipeline_app, name="pipeline")
+
+T = TypeVar("T")
+
+def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+    settings = Settings()
+    try:
+        return asyncio.run(make(settings))
+    except InvalidDecisionError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except UnknownRunError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(3) from None
+    except BoomerangError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+def _parse_roster(entries: list[str]) -> dict[str, tuple[str, ...]]:
+    roster: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        role, sep, people = entry.partition("=")
+        if not sep or not role or not people:
+            raise typer.BadParameter(f"{entry!r}: use ROLE=person[,person...]", param_hint="--roster")
+        roster[role] = tuple(p.strip() for p in people.split(",") if p.strip())
+    return roster
+
+
+@pipeline_app.command("start")
+def pipeline_start(
+    tenant: Annotated[str, typer.Option(help="Tenant (customer) the run belongs to.")],
+    project_id: Annotated[str, typer.Option("--project-id", help="The customer's project.")],
+    brief: Annotated[str, typer.Option(help="The founder's brief, as text.")],
+    roster: Annotated[list[str], typer.Option(help="ROLE=alice,bob; repeat per role.")] = [],  # noqa: B006
+    context: Annotated[str, typer.Option(help="JSON object of extra inputs.")] = "{}",
+) -> None:
+    """Start a validation pipeline and print its run id."""
+    try:
+        inp = PipelineInput(
+            tenant=tenant, project_id=project_id, brief=brief,
+            roster=_parse_roster(roster), context=json.loads(context),
+        )  # fmt: skip
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def start(settings: Settings) -> str:
+        return await (await BoomerangClient.connect(settings)).start_pipeline(inp)
+
+    typer.echo(_run(start))
+
+
+@app.command()
+def decide(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    checkpoint: Annotated[str, typer.Argument(help="e.g. approve_founders_brief")],
+    decision: Annotated[Decision, typer.Argument(help="approve, reject, iterate, pivot, override_proceed")],
+    by: Annotated[str, typer.Option("--by", help="Who decides (recorded in the Ledger).")],
+    comment: Annotated[str | None, typer.Option(help="Feedback for iterate, hypothesis for pivot.")] = None,
+    target_phase: Annotated[str | None, typer.Option(help="For pivot: phase name or index.")] = None,
+    decision_id: Annotated[str | None, typer.Option(help="Idempotency key; resending is a no-op.")] = None,
+) -> None:
+    """Decide a pending checkpoint (validated by the run before it lands)."""
+    d = DecisionInput(
+        checkpoint=checkpoint, approver=by, decision=decision, comment=comment,
+        target_phase=target_phase, decision_id=decision_id,
+    )  # fmt: skip
+
+    async def send(settings: Settings) -> str:
+        receipt = await (await BoomerangClient.connect(settings)).decide(run_id, d)
+        return f"{receipt.status}: {receipt.decision.value} on {receipt.checkpoint} ({receipt.decision_id})"
+
+    typer.echo(_run(send))
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full status as JSON.")] = False,
+) -> None:
+    """Show a run: its phase, what it waits for, decisions and refused inputs."""
+
+    async def get(settings: Settings) -> PipelineStatus:
+        return await (await BoomerangClient.connect(settings)).status(run_id)
+
+    st = _run(get)
+    if as_json:
+        typer.echo(st.model_dump_json(indent=2))
+        return
+    typer.echo(f"{st.run_id}  tenant={st.tenant}  project={st.project_id}")
+    typer.echo(f"status: {st.status.value}   phase: {st.phase or '-'}   pivots: {st.pivots}")
+    for cp in st.pending:
+        deadline = f"{cp.deadline:%Y-%m-%d %H:%M} UTC" if cp.deadline else "-"
+        typer.echo(f"  waiting: {cp.name}  options: {', '.join(cp.options)}  deadline: {deadline}")
+    for d in st.decisions:
+        typer.echo(f"  decided: {d.checkpoint} -> {d.decision.value} by {d.approver} at {d.applied_at:%Y-%m-%d %H:%M:%S} ({d.via})")
+    for r in st.refused:
+        typer.echo(f"  refused ({r.via}): {r.reason}")
+
+
+@app.command()
+def approvals(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's runs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List checkpoints waiting for a decision, soonest deadline first."""
+
+    async def get(settings: Settings) -> list[Any]:
+        return await (await BoomerangClient.connect(settings)).pending_approvals(tenant)
+
+    pending = _run(get)
+    if as_json:
+        typer.echo(json.dumps([p.model_dump(mode="json") for p in pending], indent=2))
+        return
+    if not pending:
+        typer.echo("nothing is waiting for a decision")
+    for p in pending:
+        cp = p.checkpoint
+        deadline = f"{cp.deadline:%Y-%m-%d %H:%M} UTC" if cp.deadline else "-"
+        typer.echo(f"{p.run_id}  {p.tenant}  {cp.name}  [{', '.join(cp.options)}]  deadline {deadline}")
+
+
+@app.command()
+def dev(
+    demo: Annotated[bool, typer.Option(help="Start one demo pipeline to approve.")] = True,
+) -> None:
+    """Run everything on this machine: Temporal + UI, Postgres, worker."""
+    from boomerang.devmain import run_dev
+
+    asyncio.run(run_dev(Settings(), demo=demo))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker against DATABASE_URL and BOOMERANG_TEMPORAL_ADDRESS."""
+    from worker import main as worker_main
+
+    worker_main()
+
+
+def main() -> None:
+    """Entry point; exits hard after flushing so the SDK's exit-time abort cannot
+    replace a finished command's status (sdk-python #300)."""
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

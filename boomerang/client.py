@@ -1,0 +1,133 @@
+"""`BoomerangClient`: start pipelines, decide, read status, list what waits.
+
+    client = await BoomerangClient.connect(Settings())
+    run_id = await client.start_pipeline(PipelineInput(tenant="acme", project_id="p1", brief="..."))
+    await client.decide(run_id, DecisionInput(checkpoint="approve_founders_brief", approver="alice"))
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import math
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from boomerang.connect import connect_temporal
+from boomerang.constants import PIPELINE_WORKFLOW, SA_STATUS, SA_TENANT, TASK_QUEUE
+from boomerang.errors import InvalidDecisionError, UnknownRunError
+from boomerang.models.decisions import (
+    CheckpointView,
+    DecisionInput,
+    DecisionReceipt,
+    PipelineResult,
+    PipelineStatus,
+    RunStatus,
+)
+from boomerang.models.pipeline import PipelineInput
+from boomerang.settings import Settings
+
+_SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
+
+
+class PendingApproval(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    tenant: str
+    project_id: str
+    checkpoint: CheckpointView
+
+
+def new_run_id(project_id: str) -> str:
+    return f"vp-{_SLUG.sub('-', project_id).strip('-')[:60] or 'run'}-{secrets.token_hex(4)}"
+
+
+class BoomerangClient:
+    def __init__(self, client: Client, *, task_queue: str = TASK_QUEUE) -> None:
+        self.temporal = client
+        self._task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> BoomerangClient:
+        return cls(await connect_temporal(settings), task_queue=settings.temporal_task_queue)
+
+    async def start_pipeline(self, inp: PipelineInput, *, run_id: str | None = None) -> str:
+        run_id = run_id or new_run_id(inp.project_id)
+        await self.temporal.start_workflow(
+            PIPELINE_WORKFLOW,
+            inp,
+            id=run_id,
+            task_queue=self._task_queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(SA_TENANT, inp.tenant),
+                    SearchAttributePair(SA_STATUS, RunStatus.RUNNING.value),
+                ]
+            ),
+            static_summary=f"Validation pipeline · {inp.tenant} / {inp.project_id}",
+            static_details=f"Brief: {inp.brief[:500]}",
+        )
+        return run_id
+
+    def _handle(self, run_id: str) -> WorkflowHandle[object, PipelineResult]:
+        return self.temporal.get_workflow_handle(run_id, result_type=PipelineResult)
+
+    async def decide(self, run_id: str, decision: DecisionInput) -> DecisionReceipt:
+        """Send a decision by update; raises `InvalidDecisionError` with the run's reason."""
+        try:
+            return await self._handle(run_id).execute_update(
+                "decide", decision, result_type=DecisionReceipt
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            raise InvalidDecisionError(message) from exc
+        except RPCError as exc:
+            raise _rpc_error(run_id, exc) from exc
+
+    async def status(self, run_id: str) -> PipelineStatus:
+        try:
+            return await self._handle(run_id).query("status", result_type=PipelineStatus)
+        except RPCError as exc:
+            raise _rpc_error(run_id, exc) from exc
+
+    async def result(self, run_id: str) -> PipelineResult:
+        return await self._handle(run_id).result()
+
+    async def pending_approvals(self, tenant: str | None = None) -> list[PendingApproval]:
+        query = (
+            f"WorkflowType = '{PIPELINE_WORKFLOW}' AND ExecutionStatus = 'Running' "
+            f"AND BoomerangStatus = '{RunStatus.AWAITING_APPROVAL.value}'"
+        )
+        if tenant is not None:
+            query += f" AND BoomerangTenant = '{_quote(tenant)}'"
+        found: list[PendingApproval] = []
+        async for execution in self.temporal.list_workflows(query):
+            status = await self.status(execution.id)
+            found.extend(
+                PendingApproval(
+                    run_id=execution.id, tenant=status.tenant, project_id=status.project_id, checkpoint=cp
+                )
+                for cp in status.pending
+            )
+        return sorted(found, key=_deadline_order)
+
+
+def _deadline_order(p: PendingApproval) -> float:
+    deadline = p.checkpoint.deadline
+    return deadline.timestamp() if deadline else math.inf
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _rpc_error(run_id: str, exc: RPCError) -> Exception:
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return UnknownRunError(f"no run {run_id!r}")
+    return exc

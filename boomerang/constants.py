@@ -1,0 +1,14 @@
+"""Names that the worker, the front doors and the tests must agree on."""
+
+from temporalio.common import SearchAttributeKey
+
+TASK_QUEUE = "boomerang"
+PIPELINE_WORKFLOW = "ValidationPipeline"
+
+# Typed search attributes, upserted as a run moves so the Temporal UI can list
+# every run waiting on a human (e.g. `BoomerangAwaiting IS NOT NULL`).
+SA_STATUS = SearchAttributeKey.for_keyword("BoomerangStatus")
+SA_PHASE = SearchAttributeKey.for_keyword("BoomerangPhase")
+SA_AWAITING = SearchAttributeKey.for_keyword_list("BoomerangAwaiting")
+SA_TENANT = SearchAttributeKey.for_keyword("BoomerangTenant")
+SEARCH_ATTRIBUTES = (SA_STATUS, SA_PHASE, SA_AWAITING, SA_TENANT)

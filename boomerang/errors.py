@@ -1,0 +1,15 @@
+"""What can go wrong for a caller of Boomerang, one exception per failure."""
+
+from __future__ import annotations
+
+
+class BoomerangError(Exception):
+    """Base of every error Boomerang raises to its callers."""
+
+
+class UnknownRunError(BoomerangError):
+    """No run has that id (or it belongs to another tenant)."""
+
+
+class InvalidDecisionError(BoomerangError):
+    """The run refused a decision; the message says why."""

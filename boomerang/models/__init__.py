@@ -1,0 +1,1 @@
+"""Typed models that cross a boundary: workflow, activity, compute, HTTP."""

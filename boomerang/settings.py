@@ -1,0 +1,49 @@
+"""All configuration, read once from the environment in `main()` and passed down.
+
+Defaults point at the embedded stack (`boomerang dev`): a Temporal dev server on
+localhost:7233 and a PostgreSQL that lives under the state directory. Production
+sets `BOOMERANG_TEMPORAL_ADDRESS`, `BOOMERANG_TEMPORAL_NAMESPACE`, TLS or an API
+key, `DATABASE_URL` and `BOOMERANG_COMPUTE_BACKEND=modal`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from boomerang.constants import TASK_QUEUE
+
+
+class ComputeBackendName(StrEnum):
+    LOCAL = "local"
+    MODAL = "modal"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOOMERANG_", extra="ignore")
+
+    state_dir: Path = Field(default=Path(".boomerang"), description="Embedded stack data.")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = TASK_QUEUE
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_ui_port: int = 8233
+
+    # Unprefixed, as every Postgres tool expects. None means the embedded server.
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "BOOMERANG_DATABASE_URL")
+    )
+
+    compute_backend: ComputeBackendName = ComputeBackendName.LOCAL
+    local_max_concurrency: int = Field(default=4, ge=1, le=1024)
+    modal_app_name: str = "boomerang"
+
+    log_level: str = "INFO"
+    log_json: bool = False

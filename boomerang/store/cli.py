@@ -1,0 +1,115 @@
+"""`boomerang ledger ...` and `boomerang charter`: read and prove the records.
+
+Mounted by `boomerang/cli.py`:
+
+    app.add_typer(ledger_app, name="ledger")
+    app.command("charter")(charter_command)
+
+Each command builds `Settings()` and its own pool (DATABASE_URL, or the embedded
+server, migrated first). The connection string is never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import psycopg
+import typer
+from psycopg_pool import AsyncConnectionPool
+
+from boomerang.settings import Settings
+from boomerang.store import ledger as ledger_ops
+from boomerang.store import queries
+from boomerang.store.embedded import resolve_conninfo
+from boomerang.store.migrate import apply_migrations
+from boomerang.store.recorder import open_pool
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+T = TypeVar("T")
+
+ledger_app = typer.Typer(
+    help="The internal Ledger: costs, hash chains, anchors.", no_args_is_help=True
+)
+
+
+@asynccontextmanager
+async def _pool() -> AsyncIterator[Pool]:
+    settings = Settings()
+    conninfo = await asyncio.to_thread(resolve_conninfo, settings)
+    if settings.database_url is None:  # the embedded server is ours to migrate
+        await apply_migrations(conninfo)
+    pool = await open_pool(conninfo, min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _run(job: Callable[[Pool], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with _pool() as pool:
+            return await job(pool)
+
+    return asyncio.run(main())
+
+
+@ledger_app.command("verify")
+def verify_command(
+    run_id: Annotated[str | None, typer.Argument(help="One run; all runs when omitted.")] = None,
+    anchor_file: Annotated[
+        Path | None, typer.Option("--anchor", help="Also prove the chains up to these heads.")
+    ] = None,
+) -> None:
+    """Recompute the hash chains; exit 1 and name the first broken row on any break."""
+
+    async def job(pool: Pool) -> ledger_ops.VerifyReport:
+        report = await ledger_ops.verify(pool, run_id)
+        if anchor_file is None or not report.ok:
+            return report
+        heads = ledger_ops.HEADS.validate_json(anchor_file.read_bytes())
+        if run_id is not None:
+            heads = [h for h in heads if h.stream == run_id]
+        return await ledger_ops.verify_against_anchor(pool, heads)
+
+    report = _run(job)
+    if report.first_break is not None:
+        typer.echo(f"BROKEN {report.first_break.describe()}", err=True)
+        typer.echo(f"{len(report.breaks)} of {report.streams_checked} streams broken", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ok: {report.streams_checked} streams, {report.rows_checked} rows")
+
+
+@ledger_app.command("anchor")
+def anchor_command() -> None:
+    """Print every stream's head as JSON; keep it outside the database."""
+    heads = _run(ledger_ops.anchor)
+    typer.echo(ledger_ops.HEADS.dump_json(heads, indent=2).decode())
+
+
+@ledger_app.command("show")
+def show_command(run_id: Annotated[str, typer.Argument(help="The run to list.")]) -> None:
+    """List a run's Ledger rows with their costs, and the total."""
+    statement = _run(lambda pool: queries.ledger_for_run(pool, run_id))
+    for e in statement.entries:
+        cost = "" if e.total_cost is None else f"${e.total_cost}"
+        who = " ".join(x for x in (e.provider, e.model_name, e.gpu_type) if x)
+        typer.echo(f"{e.seq:>5} {e.recorded_at:%Y-%m-%d %H:%M:%S} {e.kind:<20} "
+                   f"attempt={e.attempt} {cost:>12} {who}")  # fmt: skip
+    typer.echo(f"total: ${statement.total_cost} over {len(statement.entries)} rows")
+
+
+def charter_command(
+    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="Read as this tenant.")],
+) -> None:
+    """Show a run's Charter exactly as its tenant sees it (row-level security applies)."""
+    rows = _run(lambda pool: queries.charter_for_run(pool, run_id, tenant))
+    for row in rows:
+        typer.echo(json.dumps(row.model_dump(mode="json"), ensure_ascii=False))
+    if not rows:
+        typer.echo(f"no Charter rows for run {run_id} visible to tenant {tenant}", err=True)

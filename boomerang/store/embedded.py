@@ -1,0 +1,58 @@
+"""A PostgreSQL for development and tests, from the `pgserver` wheel.
+
+`boomerang dev` and the test suite need a real PostgreSQL without Docker or a
+system install: pgserver ships the binaries in a wheel, initialises a data
+directory once and listens on a unix socket only. Production sets DATABASE_URL
+and never starts one.
+
+    pg = start_embedded_postgres(Path(".boomerang/postgres"))
+    ...  # use pg.conninfo
+    pg.stop()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from boomerang.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedPostgres:
+    """A running embedded server; `stop()` shuts it down (its data stays)."""
+
+    data_dir: Path
+    conninfo: str
+    _server: Any
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
+    """Start (initialising on first use) the server whose data lives in `data_dir`.
+
+    Blocking, for a few seconds on first use: call it through `asyncio.to_thread`
+    from async code. Reuses a server already running on that directory.
+    """
+    import pgserver  # heavy import, only where an embedded server is wanted
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    get_server = pgserver.get_server  # type: ignore[attr-defined]
+    server = get_server(str(data_dir), cleanup_mode="stop")
+    return EmbeddedPostgres(data_dir=data_dir, conninfo=str(server.get_uri()), _server=server)
+
+
+def resolve_conninfo(settings: Settings) -> str:
+    """DATABASE_URL when set; otherwise the embedded server under the state directory.
+
+    pgserver shares one server between every process using that directory and
+    stops it when the last of them exits, so callers need not stop it. The
+    result may hold a password: never log it.
+    """
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return start_embedded_postgres(settings.state_dir / "postgres").conninfo

@@ -1,0 +1,49 @@
+"""The loop a local compute process runs: `python -m modal_app.local_runner`.
+
+Reads one JSON request a line on stdin (`{"name": ..., "payload": ...}`) and answers
+one JSON line on stdout. The local backend starts it as a separate process, so a
+function that overruns its timeout or is cancelled can be stopped by killing the
+process, which a thread could never guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from modal_app.functions import UnknownFunctionError, invoke
+
+# Errors that no retry can fix: the input or the function name is wrong.
+PERMANENT = (ValidationError, ValueError, TypeError, UnknownFunctionError)
+
+
+def handle(line: str) -> dict[str, Any]:
+    try:
+        request = json.loads(line)
+        return {"ok": invoke(request["name"], request["payload"])}
+    except Exception as exc:  # every failure goes back to the caller as data
+        return {
+            "error": {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "permanent": isinstance(exc, (*PERMANENT, KeyError, json.JSONDecodeError)),
+                "traceback": traceback.format_exc(),
+            }
+        }
+
+
+def serve(requests: TextIO, replies: TextIO) -> None:
+    for line in requests:
+        replies.write(json.dumps(handle(line)) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    protocol_out = sys.stdout
+    # Whatever a function prints goes to stderr, never into the reply stream.
+    sys.stdout = sys.stderr
+    serve(sys.stdin, protocol_out)

@@ -1,0 +1,143 @@
+"""The five phase functions of the startup-validation pipeline.
+
+Each takes a `PhaseRequest` and returns a JSON-able dict. They do honest,
+deterministic work on the brief and on earlier phases' outputs; LLM-backed content
+plugs in through the compute layer's model client.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import JsonValue
+
+from modal_app import text
+from modal_app.contracts import PhaseRequest
+
+Output = dict[str, JsonValue]
+
+
+def _feedback_block(req: PhaseRequest) -> Output:
+    return {
+        "iteration": req.iteration,
+        "addressed_feedback": list(req.feedback),
+        "hypothesis": req.hypothesis,
+    }
+
+
+def _prev(req: PhaseRequest, phase: str) -> dict[str, Any]:
+    value = req.previous.get(phase)
+    return value if isinstance(value, dict) else {}
+
+
+def onboarding(req: PhaseRequest) -> Output:
+    source = req.brief if req.hypothesis is None else f"{req.brief}\n{req.hypothesis}"
+    sents = text.sentences(source)
+    problems = text.with_cues(sents, text.PAIN_CUES)
+    solutions = text.with_cues(sents, text.SOLUTION_CUES)
+    assumptions = sorted(
+        ({"claim": s, "risk": round(0.5 + text.hedge_score(s) / 2, 2)} for s in sents),
+        key=lambda a: (-float(a["risk"]), str(a["claim"])),
+    )
+    return {
+        "founders_brief": {
+            "problem": problems[:3] or sents[:1],
+            "solution": solutions[:3],
+            "keywords": text.keywords(source),
+            "sentences": len(sents),
+            "words": len(text.words(source)),
+        },
+        "assumptions": assumptions[:10],  # type: ignore[dict-item]
+        **_feedback_block(req),
+    }
+
+
+def vpc_discovery(req: PhaseRequest) -> Output:
+    brief = _prev(req, "onboarding").get("founders_brief", {})
+    sents = text.sentences(req.brief)
+    pains = text.with_cues(sents, text.PAIN_CUES)
+    gains = text.with_cues(sents, text.GAIN_CUES)
+    jobs = [s for s in sents if s not in pains and s not in gains][:5]
+    pain_kw = text.keywords(" ".join(pains), 10)
+    solution_kw = text.keywords(" ".join(brief.get("solution", [])) or req.brief, 10)
+    return {
+        "customer_profile": {"jobs": jobs, "pains": pains[:5], "gains": gains[:5]},
+        "value_map": {"pain_relievers": pain_kw[:5], "gain_creators": text.keywords(" ".join(gains), 5)},
+        "fit_score": text.overlap(pain_kw, solution_kw),
+        **_feedback_block(req),
+    }
+
+
+def _sample_size(p_base: float, p_target: float, z_alpha: float = 1.96, z_beta: float = 0.84) -> int:
+    """Visitors per arm to tell p_target from p_base (two-sided 5%, 80% power)."""
+    p_bar = (p_base + p_target) / 2
+    num = z_alpha * math.sqrt(2 * p_bar * (1 - p_bar)) + z_beta * math.sqrt(
+        p_base * (1 - p_base) + p_target * (1 - p_target)
+    )
+    return math.ceil(num**2 / (p_target - p_base) ** 2)
+
+
+def desirability(req: PhaseRequest) -> Output:
+    assumptions = _prev(req, "onboarding").get("assumptions", [])
+    base = float(req.context.get("baseline_conversion", 0.02))  # type: ignore[arg-type]
+    target = float(req.context.get("target_conversion", 0.05))  # type: ignore[arg-type]
+    if not 0 < base < target < 1:
+        raise ValueError("need 0 < baseline_conversion < target_conversion < 1")
+    n = _sample_size(base, target)
+    cpc = float(req.context.get("cost_per_click_usd", 1.5))  # type: ignore[arg-type]
+    experiments: list[JsonValue] = [
+        {
+            "assumption": a.get("claim"),
+            "method": "landing_page" if i % 2 == 0 else "customer_interviews",
+            "sample_size": n if i % 2 == 0 else 12,
+            "success_if": f"conversion >= {target:.1%}" if i % 2 == 0 else ">= 8 of 12 confirm pain",
+        }
+        for i, a in enumerate(assumptions[:4])
+    ]
+    return {
+        "experiments": experiments,
+        "visitors_per_arm": n,
+        "ad_budget_usd": round(2 * n * cpc, 2),
+        **_feedback_block(req),
+    }
+
+
+_COMPONENT_WEEKS = {
+    "api": 2, "mobile": 6, "app": 4, "web": 3, "payments": 3, "marketplace": 8, "ml": 6,
+    "model": 5, "ai": 5, "integration": 3, "dashboard": 2, "hardware": 16, "realtime": 4,
+}
+
+
+def feasibility(req: PhaseRequest) -> Output:
+    found = {w for w in text.words(req.brief) if w in _COMPONENT_WEEKS}
+    weeks = sum(_COMPONENT_WEEKS[c] for c in found) or 4
+    team = max(1, int(req.context.get("team_size", 2)))  # type: ignore[call-overload]
+    return {
+        "components": sorted(found),
+        "effort_person_weeks": weeks,
+        "calendar_weeks": math.ceil(weeks / team),
+        "risk": "high" if weeks > 16 else "medium" if weeks > 8 else "low",
+        **_feedback_block(req),
+    }
+
+
+def viability(req: PhaseRequest) -> Output:
+    price = float(req.context.get("monthly_price_usd", 49))  # type: ignore[arg-type]
+    margin = float(req.context.get("gross_margin", 0.8))  # type: ignore[arg-type]
+    churn = float(req.context.get("monthly_churn", 0.05))  # type: ignore[arg-type]
+    cac = float(req.context.get("cac_usd", 300))  # type: ignore[arg-type]
+    if not (price > 0 and 0 < margin <= 1 and 0 < churn <= 1 and cac >= 0):
+        raise ValueError("need price > 0, 0 < gross_margin <= 1, 0 < monthly_churn <= 1, cac >= 0")
+    ltv = price * margin / churn
+    ratio = ltv / cac if cac else math.inf
+    return {
+        "unit_economics": {
+            "ltv_usd": round(ltv, 2),
+            "cac_usd": cac,
+            "ltv_to_cac": round(ratio, 2) if math.isfinite(ratio) else None,
+            "payback_months": round(cac / (price * margin), 1),
+        },
+        "verdict": "viable" if ratio >= 3 else "marginal" if ratio >= 1 else "not_viable",
+        **_feedback_block(req),
+    }

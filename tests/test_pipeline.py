@@ -1,0 +1,109 @@
+"""The pipeline's paths end to end on the dev server: approve, reject, iterate, pivot, override."""
+
+from __future__ import annotations
+
+from temporalio.testing import WorkflowEnvironment
+
+from boomerang.models.decisions import RunStatus
+from boomerang.models.events import EventKind
+from boomerang.models.pipeline import Decision, PipelineInput
+from boomerang.store.queries import ledger_for_run
+from tests.fixtures.temporal import StartWorker
+from tests.steps import BRIEF, CHECKPOINTS, approve_through, decide
+
+
+def _input(**kw: object) -> PipelineInput:
+    return PipelineInput.model_validate({"tenant": "acme", "project_id": "clinic", "brief": BRIEF, **kw})
+
+
+async def test_happy_path_runs_five_phases_and_ten_checkpoints(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker, store_pool: object
+) -> None:
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input())
+        await approve_through(client, run_id, CHECKPOINTS)
+        result = await client.result(run_id)
+        status = await client.status(run_id)
+
+    assert result.status is RunStatus.COMPLETED
+    assert list(result.outputs) == ["onboarding", "vpc_discovery", "desirability", "feasibility", "viability"]
+    assert [d.checkpoint for d in result.decisions] == CHECKPOINTS
+    assert all(d.approver == "alice" and d.decision is Decision.APPROVE for d in result.decisions)
+    assert status.status is RunStatus.COMPLETED and status.pending == ()
+    # Phases did real work on the brief.
+    assert "api" in result.outputs["feasibility"]["components"]  # type: ignore[index,operator]
+
+    ledger = await ledger_for_run(store_pool, run_id)  # type: ignore[arg-type]
+    kinds = [EventKind(row.kind) for row in ledger.entries]
+    assert kinds.count(EventKind.PHASE_COMPLETED) == 5
+    assert kinds.count(EventKind.CHECKPOINT_OPENED) == 10
+    assert kinds.count(EventKind.CHECKPOINT_DECIDED) == 10
+    assert kinds[0] == EventKind.PIPELINE_STARTED and kinds[-1] == EventKind.PIPELINE_COMPLETED
+
+
+async def test_reject_stops_the_run(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input())
+        await approve_through(client, run_id, CHECKPOINTS[:1])
+        await decide(client, run_id, "approve_customer_profile", Decision.REJECT, comment="wrong segment")
+        result = await client.result(run_id)
+
+    assert result.status is RunStatus.REJECTED
+    assert "approve_customer_profile rejected by alice" in result.reason
+    assert list(result.outputs) == ["onboarding", "vpc_discovery"]
+
+
+async def test_iterate_reruns_the_phase_with_feedback(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input())
+        await decide(client, run_id, "approve_founders_brief", Decision.ITERATE, comment="name the payer")
+        status = await decide(client, run_id, "approve_founders_brief")
+        await approve_through(client, run_id, CHECKPOINTS[1:])
+        result = await client.result(run_id)
+
+    assert status.status == "applied"
+    onboarding = result.outputs["onboarding"]
+    assert isinstance(onboarding, dict)
+    assert onboarding["iteration"] == 1
+    assert onboarding["addressed_feedback"] == ["name the payer"]
+    assert [d.decision for d in result.decisions[:2]] == [Decision.ITERATE, Decision.APPROVE]
+    assert result.status is RunStatus.COMPLETED
+
+
+async def test_pivot_loops_back_to_an_earlier_phase(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input())
+        await approve_through(client, run_id, CHECKPOINTS[:6])
+        await decide(
+            client, run_id, "approve_desirability_gate", Decision.PIVOT,
+            target_phase="vpc_discovery", comment="Dental clinics, not GPs",
+        )  # fmt: skip
+        # The pivot reopens phase 1's checkpoints, then everything after them.
+        await approve_through(client, run_id, CHECKPOINTS[1:])
+        result = await client.result(run_id)
+        status = await client.status(run_id)
+
+    assert result.status is RunStatus.COMPLETED
+    assert status.pivots == 1
+    vpc = result.outputs["vpc_discovery"]
+    assert isinstance(vpc, dict) and vpc["hypothesis"] == "Dental clinics, not GPs"
+    decided = [d.checkpoint for d in result.decisions]
+    assert decided.count("approve_customer_profile") == 2
+    assert decided.count("approve_founders_brief") == 1
+
+
+async def test_override_proceed_passes_a_gate(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input())
+        await approve_through(client, run_id, CHECKPOINTS[:7])
+        await decide(client, run_id, "approve_feasibility_gate", Decision.OVERRIDE_PROCEED, comment="CTO signs off")
+        await approve_through(client, run_id, CHECKPOINTS[8:])
+        result = await client.result(run_id)
+
+    assert result.status is RunStatus.COMPLETED
+    gate = next(d for d in result.decisions if d.checkpoint == "approve_feasibility_gate")
+    assert gate.decision is Decision.OVERRIDE_PROCEED and gate.comment == "CTO signs off"

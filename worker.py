@@ -1,0 +1,91 @@
+"""The Boomerang worker: settings -> Postgres pool -> compute backend -> Temporal worker.
+
+    python worker.py            # DATABASE_URL and BOOMERANG_* from the environment
+
+`boomerang dev` runs the same worker inside the embedded stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import timedelta
+from collections.abc import AsyncIterator
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.compute import ComputeBackend
+from activities.local_backend import LocalBackend
+from activities.phases import PhaseActivities
+from activities.records import EventSink, RecordActivities
+from boomerang.connect import connect_temporal
+from boomerang.logs import configure_logging
+from boomerang.settings import ComputeBackendName, Settings
+from boomerang.store.recorder import EventStore, open_pool
+from workflows.pipeline import ValidationPipeline
+
+log = structlog.get_logger()
+
+
+def build_worker(client: Client, *, task_queue: str, backend: ComputeBackend, events: EventSink) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ValidationPipeline],
+        activities=[PhaseActivities(backend).run_phase, RecordActivities(events).record_events],
+        # Cancellation and heartbeats must reach activities promptly after a stop.
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+
+
+def build_backend(settings: Settings) -> ComputeBackend:
+    if settings.compute_backend is ComputeBackendName.LOCAL:
+        return LocalBackend(max_concurrency=settings.local_max_concurrency)
+    raise ValueError(
+        f"compute backend {settings.compute_backend.value!r} is not available in this build; "
+        "set BOOMERANG_COMPUTE_BACKEND=local"
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, *, conninfo: str, client: Client | None = None) -> AsyncIterator[Worker]:
+    """A started worker with its pool and backend; everything is closed on exit."""
+    client = client or await connect_temporal(settings)
+    backend = build_backend(settings)
+    pool = await open_pool(conninfo)
+    try:
+        worker = build_worker(
+            client, task_queue=settings.temporal_task_queue, backend=backend, events=EventStore(pool)
+        )
+        async with worker:
+            log.info("worker started", task_queue=settings.temporal_task_queue,
+                     address=settings.temporal_address, compute=settings.compute_backend.value)
+            yield worker
+    finally:
+        await backend.aclose()
+        await pool.close()
+
+
+async def serve(settings: Settings, *, conninfo: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_worker(settings, conninfo=conninfo):
+        await stop.wait()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    if settings.database_url is None:
+        raise SystemExit("DATABASE_URL is not set; use `boomerang dev` for the embedded stack")
+    asyncio.run(serve(settings, conninfo=settings.database_url.get_secret_value()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The checkpoints of one run and the decisions on them: a pure state machine.
+
+Every front door (update, signals, client, HTTP) ends in `ApprovalBook.submit`, so a
+decision is checked and lands the same way whichever way it came. No Temporal
+imports: the workflow supplies the clock, and turns `InvalidDecisionError` into the
+error its caller sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import JsonValue
+
+from boomerang.models.decisions import (
+    CheckpointStatus,
+    CheckpointView,
+    DecisionInput,
+    DecisionReceipt,
+    DecisionRecord,
+    RefusedInput,
+)
+from boomerang.models.pipeline import CheckpointSpec, Decision, PipelineSpec
+
+
+class InvalidDecisionError(ValueError):
+    """A decision that cannot land; the message says why, for the person who sent it."""
+
+
+@dataclass
+class _Gate:
+    spec: CheckpointSpec
+    phase_index: int
+    phase: str
+    status: CheckpointStatus = CheckpointStatus.UPCOMING
+    opened_at: datetime | None = None
+    deadline: datetime | None = None
+    reminded_at: datetime | None = None
+    decision: DecisionRecord | None = None
+
+    def view(self) -> CheckpointView:
+        return CheckpointView(
+            name=self.spec.name,
+            title=self.spec.title,
+            phase=self.phase,
+            status=self.status,
+            options=self.spec.options,
+            approvers=self.spec.approvers,
+            recommendation=self.spec.recommendation,
+            opened_at=self.opened_at,
+            deadline=self.deadline,
+            reminded_at=self.reminded_at,
+        )
+
+
+class ApprovalBook:
+    def __init__(self, spec: PipelineSpec, roster: dict[str, tuple[str, ...]]) -> None:
+        self._spec = spec
+        self._roster = roster
+        self._gates = {
+            cp.name: _Gate(cp, i, phase.name)
+            for i, phase in enumerate(spec.phases)
+            for cp in phase.checkpoints
+        }
+        self._held: dict[str, DecisionRecord] = {}
+        self._receipts: dict[str, DecisionReceipt] = {}
+        self._auto_ids = 0
+        self.decisions: list[DecisionRecord] = []
+        self.refused: list[RefusedInput] = []
+        self.iterations: dict[str, int] = {p.name: 0 for p in spec.phases}
+        self.pivots = 0
+
+    # -- checking ----------------------------------------------------------------
+
+    def check(self, d: DecisionInput, *, hold_upcoming: bool) -> DecisionReceipt | None:
+        """Raise `InvalidDecisionError` if `d` cannot land; a known id returns its receipt."""
+        if d.decision_id is not None and d.decision_id in self._receipts:
+            return self._receipts[d.decision_id].model_copy(update={"status": "duplicate"})
+        gate = self._gates.get(d.checkpoint)
+        if gate is None:
+            known = ", ".join(self._gates)
+            raise InvalidDecisionError(f"unknown checkpoint {d.checkpoint!r}; this run has: {known}")
+        self._check_state(gate, hold_upcoming=hold_upcoming)
+        self._check_approver(gate, d.approver)
+        if d.decision not in gate.spec.options:
+            offered = ", ".join(gate.spec.options)
+            raise InvalidDecisionError(
+                f"{d.decision.value!r} is not an option at {gate.spec.name}; offered: {offered}"
+            )
+        if gate.status is CheckpointStatus.OPEN:
+            self._check_bounds(gate, d)
+        return None
+
+    def _check_state(self, gate: _Gate, *, hold_upcoming: bool) -> None:
+        name = gate.spec.name
+        if gate.status is CheckpointStatus.EXPIRED:
+            raise InvalidDecisionError(f"checkpoint {name} expired at {gate.deadline:%Y-%m-%d %H:%M:%S} UTC")
+        if gate.status is CheckpointStatus.DECIDED:
+            assert gate.decision is not None
+            d = gate.decision
+            raise InvalidDecisionError(
+                f"checkpoint {name} is not pending: already decided ({d.decision.value} by {d.approver})"
+            )
+        if gate.status is CheckpointStatus.UPCOMING:
+            if not hold_upcoming:
+                raise InvalidDecisionError(
+                    f"checkpoint {name} is not pending: it opens later, in phase {gate.phase}"
+                )
+            if name in self._held:
+                raise InvalidDecisionError(f"a decision for {name} is already waiting for it to open")
+
+    def _check_approver(self, gate: _Gate, approver: str) -> None:
+        roles = gate.spec.approvers
+        if not roles or not self._roster:
+            return
+        if any(approver in self._roster.get(role, ()) for role in roles):
+            return
+        raise InvalidDecisionError(
+            f"{approver!r} may not decide {gate.spec.name}; allowed roles: {', '.join(roles)}"
+        )
+
+    def _check_bounds(self, gate: _Gate, d: DecisionInput) -> None:
+        phase = self._spec.phases[gate.phase_index]
+        if d.decision is Decision.ITERATE and self.iterations[phase.name] >= phase.max_iterations:
+            raise InvalidDecisionError(
+                f"phase {phase.name} has been iterated {self.iterations[phase.name]} times, "
+                f"the most allowed ({phase.max_iterations}); approve, reject or pivot instead"
+            )
+        if d.decision is Decision.PIVOT:
+            if self.pivots >= self._spec.max_pivots:
+                raise InvalidDecisionError(
+                    f"this run has pivoted {self.pivots} times, the most allowed ({self._spec.max_pivots})"
+                )
+            self.pivot_target(gate.phase_index, d.target_phase)
+
+    def pivot_target(self, from_index: int, target: str | int | None) -> int:
+        """The phase a pivot goes back to: named, numbered, or by default the previous one."""
+        if target is None:
+            return max(0, from_index - 1)
+        if isinstance(target, int) or target.isdigit():
+            index = int(target)
+        else:
+            try:
+                index = self._spec.phase_index(target)
+            except KeyError:
+                names = ", ".join(p.name for p in self._spec.phases)
+                raise InvalidDecisionError(f"unknown target_phase {target!r}; phases: {names}") from None
+        if not 0 <= index <= from_index:
+            raise InvalidDecisionError(
+                f"target_phase must be this phase or an earlier one (0..{from_index}), got {target!r}"
+            )
+        return index
+
+    # -- landing -----------------------------------------------------------------
+
+    def submit(self, d: DecisionInput, *, now: datetime, via: str, hold_upcoming: bool) -> DecisionReceipt:
+        """Check and land a decision; raises `InvalidDecisionError`, changes nothing then."""
+        duplicate = self.check(d, hold_upcoming=hold_upcoming)
+        if duplicate is not None:
+            return duplicate
+        gate = self._gates[d.checkpoint]
+        if d.decision_id is None:
+            self._auto_ids += 1
+        record = DecisionRecord(
+            decision_id=d.decision_id or f"{d.checkpoint}-{self._auto_ids}",
+            checkpoint=d.checkpoint,
+            phase=gate.phase,
+            decision=d.decision,
+            approver=d.approver,
+            comment=d.comment,
+            target_phase=None if d.target_phase is None else str(d.target_phase),
+            received_at=now,
+            via=via,
+        )
+        if gate.status is CheckpointStatus.OPEN:
+            self._apply(gate, record, now)
+            status = "applied"
+        else:
+            self._held[gate.spec.name] = record
+            status = "held"
+        receipt = DecisionReceipt(
+            decision_id=record.decision_id, checkpoint=d.checkpoint, decision=d.decision, status=status
+        )
+        self._receipts[record.decision_id] = receipt
+        return receipt
+
+    def _apply(self, gate: _Gate, record: DecisionRecord, now: datetime) -> None:
+        record = record.model_copy(update={"applied_at": now})
+        gate.decision = record
+        gate.status = CheckpointStatus.DECIDED
+        self.decisions.append(record)
+
+    def refuse(self, *, now: datetime, via: str, reason: str, payload: JsonValue) -> RefusedInput:
+        refused = RefusedInput(received_at=now, via=via, reason=reason, payload=payload)
+        self.refused.append(refused)
+        return refused
+
+    # -- the workflow's side -----------------------------------------------------
+
+    def open(self, name: str, *, now: datetime, deadline: datetime) -> RefusedInput | None:
+        """Open a checkpoint; a decision held for it lands now if it still may."""
+        gate = self._gates[name]
+        gate.status, gate.opened_at, gate.deadline = CheckpointStatus.OPEN, now, deadline
+        gate.decision, gate.reminded_at = None, None
+        held = self._held.pop(name, None)
+        if held is None:
+            return None
+        as_input = DecisionInput(
+            checkpoint=name,
+            approver=held.approver,
+            decision=held.decision,
+            comment=held.comment,
+            target_phase=held.target_phase,
+        )
+        try:
+            self._check_approver(gate, held.approver)
+            self._check_bounds(gate, as_input)
+        except InvalidDecisionError as exc:
+            self._receipts.pop(held.decision_id, None)
+            return self.refuse(now=now, via=held.via, reason=str(exc), payload=held.model_dump(mode="json"))
+        self._apply(gate, held, now)
+        return None
+
+    def settled(self, name: str) -> bool:
+        return self._gates[name].status is not CheckpointStatus.OPEN
+
+    def decision_for(self, name: str) -> DecisionRecord | None:
+        return self._gates[name].decision
+
+    def remind(self, name: str, now: datetime) -> None:
+        self._gates[name].reminded_at = now
+
+    def expire(self, name: str) -> None:
+        self._gates[name].status = CheckpointStatus.EXPIRED
+
+    def reopen_from(self, phase_index: int) -> None:
+        """An iterate or pivot: checkpoints from `phase_index` on will open again."""
+        for gate in self._gates.values():
+            if gate.phase_index >= phase_index:
+                gate.status = CheckpointStatus.UPCOMING
+
+    def pending(self) -> tuple[CheckpointView, ...]:
+        return tuple(g.view() for g in self._gates.values() if g.status is CheckpointStatus.OPEN)
+
+    def awaiting(self) -> list[str]:
+        return [v.name for v in self.pending()]

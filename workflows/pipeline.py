@@ -1,0 +1,351 @@
+"""`ValidationPipeline`: phases run on compute, checkpoints wait for people.
+
+A checkpoint waits on a durable condition with a timeout (no compute while it
+waits); decisions arrive by update, signal, client or HTTP and all land through
+`ApprovalBook.submit`. Every step becomes a `RunEvent` with a deterministic key,
+written to the Charter and the Ledger by an activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import JsonValue, ValidationError
+
+    from activities.phases import PhaseActivities, RunPhaseInput
+    from activities.records import RecordActivities, RecordEventsInput
+    from boomerang.constants import PIPELINE_WORKFLOW, SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
+    from boomerang.models.decisions import (
+        DecisionInput,
+        DecisionReceipt,
+        DecisionRecord,
+        PipelineResult,
+        PipelineStatus,
+        RunStatus,
+    )
+    from boomerang.models.events import EventKind, RunEvent
+    from boomerang.models.pipeline import CheckpointSpec, Decision, ExpiryPolicy, PhaseSpec, PipelineInput
+    from boomerang.pipelines import startup_validation_pipeline
+    from modal_app.contracts import FunctionResult, PhaseRequest
+    from workflows.approvals import ApprovalBook, InvalidDecisionError
+
+INVALID_DECISION = "InvalidDecision"
+PHASE_FAILED = "PhaseFailed"
+_RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+_CONTINUE = (Decision.APPROVE, Decision.OVERRIDE_PROCEED)
+
+
+@workflow.defn(name=PIPELINE_WORKFLOW)
+class ValidationPipeline:
+    @workflow.init
+    def __init__(self, inp: PipelineInput) -> None:
+        self._inp = inp
+        self._spec = inp.spec or startup_validation_pipeline()
+        self._book = ApprovalBook(self._spec, inp.roster)
+        self._status = RunStatus.RUNNING
+        self._phase_index: int | None = None
+        self._outputs: dict[str, JsonValue] = {}
+        self._outbox: list[RunEvent] = []
+        self._seq = 0
+
+    @workflow.run
+    async def run(self, inp: PipelineInput) -> PipelineResult:
+        self._emit(EventKind.PIPELINE_STARTED, message=f"Validation of {inp.project_id} started")
+        feedback: dict[str, list[str]] = {p.name: [] for p in self._spec.phases}
+        hypothesis: str | None = None
+        index = 0
+        while index < len(self._spec.phases):
+            phase = self._spec.phases[index]
+            await self._run_phase(index, phase, feedback[phase.name], hypothesis)
+            next_index = index + 1
+            for cp in phase.checkpoints:
+                record = await self._await_checkpoint(cp)
+                if record is None:
+                    return await self._finish(RunStatus.EXPIRED, f"{cp.name} expired with no decision")
+                if record.decision in _CONTINUE:
+                    continue
+                if record.decision is Decision.REJECT:
+                    return await self._finish(RunStatus.REJECTED, f"{cp.name} rejected by {record.approver}")
+                if record.decision is Decision.ITERATE:
+                    self._book.iterations[phase.name] += 1
+                    feedback[phase.name].append(record.comment or f"iterate at {cp.name}")
+                    next_index = index
+                else:  # pivot
+                    next_index = self._book.pivot_target(index, record.target_phase)
+                    self._book.pivots += 1
+                    hypothesis = record.comment or hypothesis
+                self._book.reopen_from(next_index)
+                break
+            index = next_index
+        return await self._finish(RunStatus.COMPLETED, "all phases approved")
+
+    # -- phases ------------------------------------------------------------------
+
+    async def _run_phase(
+        self, index: int, phase: PhaseSpec, feedback: list[str], hypothesis: str | None
+    ) -> FunctionResult:
+        self._phase_index = index
+        self._publish(RunStatus.RUNNING)
+        iteration = self._book.iterations[phase.name]
+        self._emit(EventKind.PHASE_STARTED, phase=phase.name, message=f"{phase.title} started")
+        await self._flush()
+        request = PhaseRequest(
+            run_id=workflow.info().workflow_id,
+            phase=phase.name,
+            brief=self._inp.brief,
+            iteration=iteration,
+            feedback=tuple(feedback),
+            hypothesis=hypothesis,
+            previous=dict(self._outputs),
+            context=self._inp.context,
+        )
+        try:
+            result = await workflow.execute_activity_method(
+                PhaseActivities.run_phase,
+                RunPhaseInput(function=phase.function, timeout_s=phase.timeout.total_seconds(), request=request),
+                start_to_close_timeout=phase.timeout + timedelta(minutes=1),
+                heartbeat_timeout=phase.heartbeat_timeout,
+                retry_policy=RetryPolicy(maximum_attempts=phase.max_attempts),
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            detail = str(cause) if cause is not None else str(exc)
+            self._emit(
+                EventKind.PHASE_FAILED,
+                status="failed",
+                phase=phase.name,
+                message=f"{phase.title} could not be completed",
+                details={"error": detail, "error_type": type(cause).__name__},
+            )
+            await self._finish(RunStatus.FAILED, f"phase {phase.name} failed")
+            raise ApplicationError(
+                f"phase {phase.name} failed: {detail}", type=PHASE_FAILED, non_retryable=True
+            ) from exc
+        self._outputs[phase.name] = result.output
+        self._emit(
+            EventKind.PHASE_COMPLETED,
+            phase=phase.name,
+            execution_time_s=result.execution_time_s,
+            message=f"{phase.title} completed",
+            details={"iteration": iteration, "gpu_type": result.gpu_type},
+        )
+        return result
+
+    # -- checkpoints -------------------------------------------------------------
+
+    async def _await_checkpoint(self, cp: CheckpointSpec) -> DecisionRecord | None:
+        """Wait for a decision; None when the checkpoint expired and the run must stop."""
+        now = workflow.now()
+        deadline = now + cp.timeout
+        refused = self._book.open(cp.name, now=now, deadline=deadline)
+        if refused is not None:
+            self._emit_refused(cp.name, refused.reason, via=refused.via)
+        self._emit(
+            EventKind.CHECKPOINT_OPENED,
+            checkpoint=cp.name,
+            deadline=deadline,
+            message=f"Awaiting a decision: {cp.title}",
+            details={"options": list(cp.options), "recommendation": cp.recommendation},
+        )
+        self._publish(RunStatus.AWAITING_APPROVAL)
+        if cp.reminder_after is not None and not await self._wait_settled(cp.name, now + cp.reminder_after):
+            self._book.remind(cp.name, workflow.now())
+            self._emit(EventKind.CHECKPOINT_REMINDED, checkpoint=cp.name, deadline=deadline,
+                       message=f"Reminder: {cp.title} is waiting for a decision")
+        if not await self._wait_settled(cp.name, deadline):
+            self._book.expire(cp.name)
+            self._emit(EventKind.CHECKPOINT_EXPIRED, status="expired", checkpoint=cp.name,
+                       message=f"{cp.title} expired with no decision ({cp.on_expiry.value})")
+            self._publish(RunStatus.RUNNING)
+            if cp.on_expiry is ExpiryPolicy.PROCEED:
+                return self._expired_proceed(cp)
+            return None
+        record = self._book.decision_for(cp.name)
+        assert record is not None  # settled and not expired means decided
+        self._emit(
+            EventKind.CHECKPOINT_DECIDED,
+            checkpoint=cp.name,
+            decision=record.decision.value,
+            message=f"{cp.title}: {record.decision.value}",
+            approver=record.approver,
+            details={"comment": record.comment, "decision_id": record.decision_id, "via": record.via},
+        )
+        self._publish(RunStatus.RUNNING)
+        return record
+
+    def _expired_proceed(self, cp: CheckpointSpec) -> DecisionRecord:
+        phase = self._spec.phases[self._phase_index or 0].name
+        now = workflow.now()
+        return DecisionRecord(
+            decision_id=f"{cp.name}-expired", checkpoint=cp.name, phase=phase,
+            decision=Decision.APPROVE, approver="system:expiry", received_at=now, applied_at=now,
+            via="expiry",
+        )
+
+    async def _wait_settled(self, name: str, until: datetime) -> bool:
+        """Wait until `name` is decided or `until`; events queued meanwhile are written."""
+        while not self._book.settled(name):
+            await self._flush()
+            remaining = until - workflow.now()
+            if remaining <= timedelta(0):
+                return False
+            try:
+                await workflow.wait_condition(
+                    lambda: self._book.settled(name) or bool(self._outbox), timeout=remaining
+                )
+            except TimeoutError:
+                return self._book.settled(name)
+        return True
+
+    # -- decisions: update, signals ----------------------------------------------
+
+    @workflow.update(name="decide")
+    def decide(self, d: DecisionInput) -> DecisionReceipt:
+        try:
+            return self._book.submit(d, now=workflow.now(), via="update", hold_upcoming=False)
+        except InvalidDecisionError as exc:  # state moved between validator and handler
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from exc
+
+    @decide.validator
+    def _validate_decide(self, d: DecisionInput) -> None:
+        try:
+            self._book.check(d, hold_upcoming=False)
+        except InvalidDecisionError as exc:
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from exc
+
+    @workflow.signal(name="approve")
+    def approve_signal(self, payload: Any) -> None:
+        self._on_signal("approve", payload, Decision.APPROVE)
+
+    @workflow.signal(name="reject")
+    def reject_signal(self, payload: Any) -> None:
+        self._on_signal("reject", payload, Decision.REJECT)
+
+    @workflow.signal(name="decide")
+    def decide_signal(self, payload: Any) -> None:
+        self._on_signal("decide", payload, None)
+
+    def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
+        """Signals cannot answer, so a bad one is kept as refused rather than lost."""
+        via = f"signal:{name}"
+        try:
+            decision = _signal_decision(name, payload, forced)
+            self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=True)
+        except InvalidDecisionError as exc:
+            checkpoint = payload.get("checkpoint") if isinstance(payload, dict) else None
+            self._book.refuse(now=workflow.now(), via=via, reason=str(exc), payload=payload)
+            self._emit_refused(checkpoint if isinstance(checkpoint, str) else None, str(exc), via=via)
+
+    @workflow.query(name="status")
+    def status(self) -> PipelineStatus:
+        phase = self._current_phase()
+        return PipelineStatus(
+            run_id=workflow.info().workflow_id,
+            tenant=self._inp.tenant,
+            project_id=self._inp.project_id,
+            status=self._status,
+            phase=phase.name if phase else None,
+            phase_index=self._phase_index,
+            pending=self._book.pending(),
+            decisions=tuple(self._book.decisions),
+            refused=tuple(self._book.refused),
+            iterations=dict(self._book.iterations),
+            pivots=self._book.pivots,
+            outputs=dict(self._outputs),
+        )
+
+    # -- events and visibility ---------------------------------------------------
+
+    def _emit(self, kind: EventKind, **fields: Any) -> None:
+        self._seq += 1
+        phase = self._current_phase()
+        fields.setdefault("phase", phase.name if phase else None)
+        self._outbox.append(
+            RunEvent(
+                event_key=f"{workflow.info().workflow_id}/{self._seq:05d}/{kind.value}",
+                run_id=workflow.info().workflow_id,
+                tenant=self._inp.tenant,
+                project_id=self._inp.project_id,
+                kind=kind,
+                occurred_at=workflow.now(),
+                **fields,
+            )
+        )
+
+    def _emit_refused(self, checkpoint: str | None, reason: str, *, via: str) -> None:
+        known = checkpoint if checkpoint and self._spec.find_checkpoint(checkpoint) else None
+        self._emit(EventKind.CHECKPOINT_REFUSED, status="refused", checkpoint=known,
+                   message="A decision was refused", details={"reason": reason, "via": via})
+
+    async def _flush(self) -> None:
+        while self._outbox:
+            batch, self._outbox = tuple(self._outbox), []
+            await workflow.execute_activity_method(
+                RecordActivities.record_events,
+                RecordEventsInput(events=batch),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_RECORD_RETRY,
+            )
+
+    async def _finish(self, status: RunStatus, reason: str) -> PipelineResult:
+        kind = {
+            RunStatus.COMPLETED: EventKind.PIPELINE_COMPLETED,
+            RunStatus.REJECTED: EventKind.PIPELINE_REJECTED,
+            RunStatus.EXPIRED: EventKind.PIPELINE_EXPIRED,
+            RunStatus.FAILED: EventKind.PIPELINE_FAILED,
+        }[status]
+        self._emit(kind, status=status.value, message=f"Validation {status.value}")
+        self._publish(status)
+        await self._flush()
+        return PipelineResult(
+            status=status, outputs=dict(self._outputs), decisions=tuple(self._book.decisions), reason=reason
+        )
+
+    def _current_phase(self) -> PhaseSpec | None:
+        return None if self._phase_index is None else self._spec.phases[self._phase_index]
+
+    def _publish(self, status: RunStatus) -> None:
+        self._status = status
+        phase = self._current_phase()
+        awaiting = self._book.awaiting()
+        workflow.upsert_search_attributes(
+            [
+                SA_STATUS.value_set(status.value),
+                SA_TENANT.value_set(self._inp.tenant),
+                SA_PHASE.value_set(phase.name) if phase else SA_PHASE.value_unset(),
+                SA_AWAITING.value_set(awaiting) if awaiting else SA_AWAITING.value_unset(),
+            ]
+        )
+        waiting = ", ".join(awaiting) or "nothing"
+        workflow.set_current_details(
+            f"**{status.value}** · phase {phase.title if phase else '-'} · awaiting {waiting}"
+        )
+
+
+def _signal_decision(name: str, payload: Any, forced: Decision | None) -> DecisionInput:
+    example = '{"checkpoint": "approve_founders_brief", "approver": "alice"}'
+    if not isinstance(payload, dict):
+        raise InvalidDecisionError(f"the {name} signal takes one JSON object, e.g. {example}")
+    data = dict(payload)
+    if forced is not None:
+        if data.get("decision", forced.value) != forced.value:
+            raise InvalidDecisionError(
+                f"the {name} signal cannot carry decision {data['decision']!r}; use the decide signal"
+            )
+        data["decision"] = forced.value
+    elif "decision" not in data:
+        raise InvalidDecisionError('the decide signal needs a "decision" (approve, reject, iterate, ...)')
+    try:
+        return DecisionInput.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidDecisionError(f"invalid {name} signal: {problems}") from None
