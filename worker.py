@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
@@ -51,18 +51,27 @@ def build_backend(settings: Settings) -> ComputeBackend:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, *, conninfo: str, client: Client | None = None) -> AsyncIterator[Worker]:
+async def running_worker(
+    settings: Settings, *, conninfo: str, client: Client | None = None
+) -> AsyncIterator[Worker]:
     """A started worker with its pool and backend; everything is closed on exit."""
     client = client or await connect_temporal(settings)
     backend = build_backend(settings)
     pool = await open_pool(conninfo)
     try:
         worker = build_worker(
-            client, task_queue=settings.temporal_task_queue, backend=backend, events=EventStore(pool)
+            client,
+            task_queue=settings.temporal_task_queue,
+            backend=backend,
+            events=EventStore(pool),
         )
         async with worker:
-            log.info("worker started", task_queue=settings.temporal_task_queue,
-                     address=settings.temporal_address, compute=settings.compute_backend.value)
+            log.info(
+                "worker started",
+                task_queue=settings.temporal_task_queue,
+                address=settings.temporal_address,
+                compute=settings.compute_backend.value,
+            )
             yield worker
     finally:
         await backend.aclose()

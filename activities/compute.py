@@ -8,9 +8,7 @@ from typing import Any, Protocol
 class ComputeError(Exception):
     """A compute function failed. `permanent` means a retry cannot help."""
 
-    def __init__(
-        self, message: str, *, error_type: str, permanent: bool, traceback: str = ""
-    ) -> None:
+    def __init__(self, message: str, *, error_type: str, permanent: bool, traceback: str = "") -> None:
         super().__init__(message)
         self.error_type = error_type
         self.permanent = permanent

@@ -36,10 +36,12 @@ class _Process:
         return cls(proc)
 
     async def request(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"name": name, "payload": payload}).encode() + b"\n")
-        await self.proc.stdin.drain()
-        line = await self.proc.stdout.readline()
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("compute process started without pipes")
+        stdin.write(json.dumps({"name": name, "payload": payload}).encode() + b"\n")
+        await stdin.drain()
+        line = await stdout.readline()
         if not line:
             raise ComputeError(
                 f"{name}: the compute process exited (code {await self.proc.wait()})",

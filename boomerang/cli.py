@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -17,14 +17,18 @@ from boomerang.errors import BoomerangError, InvalidDecisionError, UnknownRunErr
 from boomerang.models.decisions import DecisionInput, PipelineStatus
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.settings import Settings
+from boomerang.store.cli import charter_command, ledger_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Start validation pipelines.")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(ledger_app, name="ledger")
+app.command("charter", help="What the customer sees of a run (the Charter).")(charter_command)
 
 T = TypeVar("T")
 
-def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     settings = Settings()
     try:
         return asyncio.run(make(settings))
@@ -115,7 +119,8 @@ def status(
         deadline = f"{cp.deadline:%Y-%m-%d %H:%M} UTC" if cp.deadline else "-"
         typer.echo(f"  waiting: {cp.name}  options: {', '.join(cp.options)}  deadline: {deadline}")
     for d in st.decisions:
-        typer.echo(f"  decided: {d.checkpoint} -> {d.decision.value} by {d.approver} at {d.applied_at:%Y-%m-%d %H:%M:%S} ({d.via})")
+        at = f"{d.applied_at:%Y-%m-%d %H:%M:%S}" if d.applied_at else "-"
+        typer.echo(f"  decided: {d.checkpoint} -> {d.decision.value} by {d.approver} at {at} ({d.via})")
     for r in st.refused:
         typer.echo(f"  refused ({r.via}): {r.reason}")
 
@@ -153,6 +158,16 @@ def dev(
 
 
 @app.command()
+def migrate() -> None:
+    """Apply database migrations to DATABASE_URL (or the embedded database)."""
+    from boomerang.store.embedded import resolve_conninfo
+    from boomerang.store.migrate import apply_migrations
+
+    applied = asyncio.run(apply_migrations(resolve_conninfo(Settings())))
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@app.command()
 def worker() -> None:
     """Run a worker against DATABASE_URL and BOOMERANG_TEMPORAL_ADDRESS."""
     from worker import main as worker_main
@@ -171,3 +186,7 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

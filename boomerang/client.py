@@ -1,15 +1,15 @@
 """`BoomerangClient`: start pipelines, decide, read status, list what waits.
 
-    client = await BoomerangClient.connect(Settings())
-    run_id = await client.start_pipeline(PipelineInput(tenant="acme", project_id="p1", brief="..."))
-    await client.decide(run_id, DecisionInput(checkpoint="approve_founders_brief", approver="alice"))
+client = await BoomerangClient.connect(Settings())
+run_id = await client.start_pipeline(PipelineInput(tenant="acme", project_id="p1", brief="..."))
+await client.decide(run_id, DecisionInput(checkpoint="approve_founders_brief", approver="alice"))
 """
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
-import math
 
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -80,9 +80,10 @@ class BoomerangClient:
     async def decide(self, run_id: str, decision: DecisionInput) -> DecisionReceipt:
         """Send a decision by update; raises `InvalidDecisionError` with the run's reason."""
         try:
-            return await self._handle(run_id).execute_update(
+            receipt: DecisionReceipt = await self._handle(run_id).execute_update(
                 "decide", decision, result_type=DecisionReceipt
             )
+            return receipt
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
@@ -92,7 +93,8 @@ class BoomerangClient:
 
     async def status(self, run_id: str) -> PipelineStatus:
         try:
-            return await self._handle(run_id).query("status", result_type=PipelineStatus)
+            status: PipelineStatus = await self._handle(run_id).query("status", result_type=PipelineStatus)
+            return status
         except RPCError as exc:
             raise _rpc_error(run_id, exc) from exc
 
@@ -111,7 +113,10 @@ class BoomerangClient:
             status = await self.status(execution.id)
             found.extend(
                 PendingApproval(
-                    run_id=execution.id, tenant=status.tenant, project_id=status.project_id, checkpoint=cp
+                    run_id=execution.id,
+                    tenant=status.tenant,
+                    project_id=status.project_id,
+                    checkpoint=cp,
                 )
                 for cp in status.pending
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import warnings
 from urllib.parse import quote
 
 import structlog
@@ -48,18 +49,22 @@ async def run_dev(settings: Settings, *, demo: bool) -> None:
     from worker import running_worker  # the worker module sits at the top level
 
     configure_logging(level=settings.log_level, json=settings.log_json)
+    # pgserver asks platformdirs for a runtime dir that headless machines lack; harmless.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with embedded_stack(settings) as stack:
-        async with running_worker(settings, conninfo=stack.conninfo, client=stack.client):
-            run_id = None
-            if demo:
-                client = BoomerangClient(stack.client, task_queue=settings.temporal_task_queue)
-                run_id = await client.start_pipeline(
-                    PipelineInput(tenant="demo", project_id="clinic-billing", brief=DEMO_BRIEF)
-                )
-            print(instructions(stack.ui_url, run_id), flush=True)
-            await stop.wait()
-            log.info("stopping")
+    async with (
+        embedded_stack(settings) as stack,
+        running_worker(settings, conninfo=stack.conninfo, client=stack.client),
+    ):
+        run_id = None
+        if demo:
+            client = BoomerangClient(stack.client, task_queue=settings.temporal_task_queue)
+            run_id = await client.start_pipeline(
+                PipelineInput(tenant="demo", project_id="clinic-billing", brief=DEMO_BRIEF)
+            )
+        print(instructions(stack.ui_url, run_id), flush=True)
+        await stop.wait()
+        log.info("stopping")

@@ -80,7 +80,8 @@ class TemporalDevServer:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = (self.state_dir / "temporal.log").open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        # Popen returns at once; the server outlives this coroutine and is stopped by stop().
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         log.close()
         await self._wait_ready(timeout_s)
 
@@ -92,9 +93,7 @@ class TemporalDevServer:
                 raise DevStackError(f"Temporal dev server exited; see {self.state_dir / 'temporal.log'}")
             try:
                 client = await Client.connect(self.address)
-                await client.workflow_service.get_system_info(
-                    GetSystemInfoRequest()
-                )
+                await client.workflow_service.get_system_info(GetSystemInfoRequest())
                 return
             except Exception:
                 if loop.time() > deadline:

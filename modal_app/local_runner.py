@@ -9,6 +9,7 @@ process, which a thread could never guarantee.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from typing import Any, TextIO
@@ -43,6 +44,9 @@ def serve(requests: TextIO, replies: TextIO) -> None:
 
 
 if __name__ == "__main__":
+    # The parent backend owns this process's lifetime (it kills it on timeout or
+    # cancellation); a Ctrl-C meant for the parent must not tear it down mid-reply.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     protocol_out = sys.stdout
     # Whatever a function prints goes to stderr, never into the reply stream.
     sys.stdout = sys.stderr

@@ -10,12 +10,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import JsonValue
-
 from modal_app import text
 from modal_app.contracts import PhaseRequest
 
-Output = dict[str, JsonValue]
+# JSON-able output; `FunctionResult` validates it on the way out.
+Output = dict[str, Any]
+
+
+def _num(req: PhaseRequest, key: str, default: float) -> float:
+    """A numeric input from the run's context, with an error that names it."""
+    value = req.context.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"context.{key} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"context.{key} must be a number, got {value!r}") from None
 
 
 def _feedback_block(req: PhaseRequest) -> Output:
@@ -36,10 +46,9 @@ def onboarding(req: PhaseRequest) -> Output:
     sents = text.sentences(source)
     problems = text.with_cues(sents, text.PAIN_CUES)
     solutions = text.with_cues(sents, text.SOLUTION_CUES)
-    assumptions = sorted(
-        ({"claim": s, "risk": round(0.5 + text.hedge_score(s) / 2, 2)} for s in sents),
-        key=lambda a: (-float(a["risk"]), str(a["claim"])),
-    )
+    # Riskiest (most hedged) claims first: they are what the experiments must test.
+    ranked = sorted(sents, key=lambda s: (-text.hedge_score(s), s))
+    assumptions = [{"claim": s, "risk": round(0.5 + text.hedge_score(s) / 2, 2)} for s in ranked]
     return {
         "founders_brief": {
             "problem": problems[:3] or sents[:1],
@@ -48,7 +57,7 @@ def onboarding(req: PhaseRequest) -> Output:
             "sentences": len(sents),
             "words": len(text.words(source)),
         },
-        "assumptions": assumptions[:10],  # type: ignore[dict-item]
+        "assumptions": assumptions[:10],
         **_feedback_block(req),
     }
 
@@ -63,7 +72,10 @@ def vpc_discovery(req: PhaseRequest) -> Output:
     solution_kw = text.keywords(" ".join(brief.get("solution", [])) or req.brief, 10)
     return {
         "customer_profile": {"jobs": jobs, "pains": pains[:5], "gains": gains[:5]},
-        "value_map": {"pain_relievers": pain_kw[:5], "gain_creators": text.keywords(" ".join(gains), 5)},
+        "value_map": {
+            "pain_relievers": pain_kw[:5],
+            "gain_creators": text.keywords(" ".join(gains), 5),
+        },
         "fit_score": text.overlap(pain_kw, solution_kw),
         **_feedback_block(req),
     }
@@ -80,13 +92,13 @@ def _sample_size(p_base: float, p_target: float, z_alpha: float = 1.96, z_beta: 
 
 def desirability(req: PhaseRequest) -> Output:
     assumptions = _prev(req, "onboarding").get("assumptions", [])
-    base = float(req.context.get("baseline_conversion", 0.02))  # type: ignore[arg-type]
-    target = float(req.context.get("target_conversion", 0.05))  # type: ignore[arg-type]
+    base = _num(req, "baseline_conversion", 0.02)
+    target = _num(req, "target_conversion", 0.05)
     if not 0 < base < target < 1:
         raise ValueError("need 0 < baseline_conversion < target_conversion < 1")
     n = _sample_size(base, target)
-    cpc = float(req.context.get("cost_per_click_usd", 1.5))  # type: ignore[arg-type]
-    experiments: list[JsonValue] = [
+    cpc = _num(req, "cost_per_click_usd", 1.5)
+    experiments = [
         {
             "assumption": a.get("claim"),
             "method": "landing_page" if i % 2 == 0 else "customer_interviews",
@@ -104,15 +116,26 @@ def desirability(req: PhaseRequest) -> Output:
 
 
 _COMPONENT_WEEKS = {
-    "api": 2, "mobile": 6, "app": 4, "web": 3, "payments": 3, "marketplace": 8, "ml": 6,
-    "model": 5, "ai": 5, "integration": 3, "dashboard": 2, "hardware": 16, "realtime": 4,
+    "api": 2,
+    "mobile": 6,
+    "app": 4,
+    "web": 3,
+    "payments": 3,
+    "marketplace": 8,
+    "ml": 6,
+    "model": 5,
+    "ai": 5,
+    "integration": 3,
+    "dashboard": 2,
+    "hardware": 16,
+    "realtime": 4,
 }
 
 
 def feasibility(req: PhaseRequest) -> Output:
     found = {w for w in text.words(req.brief) if w in _COMPONENT_WEEKS}
     weeks = sum(_COMPONENT_WEEKS[c] for c in found) or 4
-    team = max(1, int(req.context.get("team_size", 2)))  # type: ignore[call-overload]
+    team = max(1, int(_num(req, "team_size", 2)))
     return {
         "components": sorted(found),
         "effort_person_weeks": weeks,
@@ -123,10 +146,10 @@ def feasibility(req: PhaseRequest) -> Output:
 
 
 def viability(req: PhaseRequest) -> Output:
-    price = float(req.context.get("monthly_price_usd", 49))  # type: ignore[arg-type]
-    margin = float(req.context.get("gross_margin", 0.8))  # type: ignore[arg-type]
-    churn = float(req.context.get("monthly_churn", 0.05))  # type: ignore[arg-type]
-    cac = float(req.context.get("cac_usd", 300))  # type: ignore[arg-type]
+    price = _num(req, "monthly_price_usd", 49)
+    margin = _num(req, "gross_margin", 0.8)
+    churn = _num(req, "monthly_churn", 0.05)
+    cac = _num(req, "cac_usd", 300)
     if not (price > 0 and 0 < margin <= 1 and 0 < churn <= 1 and cac >= 0):
         raise ValueError("need price > 0, 0 < gross_margin <= 1, 0 < monthly_churn <= 1, cac >= 0")
     ltv = price * margin / churn

@@ -6,27 +6,78 @@ import re
 from collections import Counter
 
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been
-    before being below between both but by can could did do does doing down during each
-    few for from further had has have having he her here hers him his how i if in into is
-    it its itself just me more most my no nor not now of off on once only or other our
-    ours out over own same she should so some such than that the their them then there
-    these they this those through to too under until up very was we were what when where
-    which while who whom why will with would you your yours us want wants need needs
-    get gets make makes one also""".split()
+    (  # noqa: SIM905 — a word list reads better as one string
+        "a about above after again against all am an and any are as at be because been before "
+        "being below between both but by can could did do does doing down during each few for "
+        "from further had has have having he her here hers him his how i if in into is it its "
+        "itself just me more most my no nor not now of off on once only or other our ours out "
+        "over own same she should so some such than that the their them then there these they "
+        "this those through to too under until up very was we were what when where which while "
+        "who whom why will with would you your yours us want wants need needs get gets make makes "
+        "one also"
+    ).split()
 )
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[a-zA-Z][a-zA-Z'-]+")
 
-PAIN_CUES = ("problem", "struggle", "pain", "hard", "waste", "slow", "expensive", "can't",
-             "cannot", "frustrat", "manual", "error", "lose", "losing", "difficult", "costly")
-GAIN_CUES = ("save", "faster", "cheaper", "easier", "grow", "more", "better", "increase",
-             "reduce", "automat", "simple", "instant")
-SOLUTION_CUES = ("we build", "we are building", "our ", "platform", "app", "tool", "service",
-                 "product", "software", "marketplace", "api")
-HEDGES = ("maybe", "might", "probably", "we think", "we believe", "hope", "assume", "likely",
-          "should", "could")
+PAIN_CUES = (
+    "problem",
+    "struggle",
+    "pain",
+    "hard",
+    "waste",
+    "slow",
+    "expensive",
+    "can't",
+    "cannot",
+    "frustrat",
+    "manual",
+    "error",
+    "lose",
+    "losing",
+    "difficult",
+    "costly",
+)
+GAIN_CUES = (
+    "save",
+    "faster",
+    "cheaper",
+    "easier",
+    "grow",
+    "more",
+    "better",
+    "increase",
+    "reduce",
+    "automat",
+    "simple",
+    "instant",
+)
+SOLUTION_CUES = (
+    "we build",
+    "we are building",
+    "our ",
+    "platform",
+    "app",
+    "tool",
+    "service",
+    "product",
+    "software",
+    "marketplace",
+    "api",
+)
+HEDGES = (
+    "maybe",
+    "might",
+    "probably",
+    "we think",
+    "we believe",
+    "hope",
+    "assume",
+    "likely",
+    "should",
+    "could",
+)
 
 
 def sentences(text: str) -> list[str]:

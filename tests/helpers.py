@@ -29,9 +29,7 @@ BRIEF = (
 )
 
 
-async def wait_until(
-    probe: Callable[[], Awaitable[T | None]], *, what: str, timeout_s: float = 60
-) -> T:
+async def wait_until(probe: Callable[[], Awaitable[T | None]], *, what: str, timeout_s: float = 60) -> T:
     """Call `probe` until it returns something other than None; fail after `timeout_s`."""
     try:
         async with asyncio.timeout(timeout_s):
@@ -75,7 +73,9 @@ async def wait_for_poller(
     await wait_until(probe, what=f"worker {identity_prefix} polling {task_queue}", timeout_s=timeout_s)
 
 
-def expected_events(spec: PipelineSpec | None = None) -> Counter[tuple[str, str | None, str | None]]:
+def expected_events(
+    spec: PipelineSpec | None = None,
+) -> Counter[tuple[str, str | None, str | None]]:
     """(event, phase, checkpoint) of a run approved straight through: each exactly once."""
     spec = spec or startup_validation_pipeline()
     expected: Counter[tuple[str, str | None, str | None]] = Counter()

@@ -16,7 +16,9 @@ BRIEF = (
 )
 
 
-async def wait_for(client: BoomerangClient, run_id: str, checkpoint: str, *, timeout_s: float = 30) -> PipelineStatus:
+async def wait_for(
+    client: BoomerangClient, run_id: str, checkpoint: str, *, timeout_s: float = 30
+) -> PipelineStatus:
     """Poll the `status` query until `checkpoint` is pending (the run's own condition)."""
     async with asyncio.timeout(timeout_s):
         while True:
@@ -27,11 +29,18 @@ async def wait_for(client: BoomerangClient, run_id: str, checkpoint: str, *, tim
 
 
 async def decide(
-    client: BoomerangClient, run_id: str, checkpoint: str, decision: Decision = Decision.APPROVE, **kw: object
+    client: BoomerangClient,
+    run_id: str,
+    checkpoint: str,
+    decision: Decision = Decision.APPROVE,
+    **kw: object,
 ) -> DecisionReceipt:
     await wait_for(client, run_id, checkpoint)
     return await client.decide(
-        run_id, DecisionInput.model_validate({"checkpoint": checkpoint, "approver": "alice", "decision": decision, **kw})
+        run_id,
+        DecisionInput.model_validate(
+            {"checkpoint": checkpoint, "approver": "alice", "decision": decision, **kw}
+        ),
     )
 
 

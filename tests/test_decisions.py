@@ -56,10 +56,14 @@ async def test_bad_updates_are_rejected_with_a_reason(
             client, run_id, checkpoint="approve_founders_brief"
         )
         with pytest.raises(UnknownRunError):
-            await client.decide("no-such-run", DecisionInput(checkpoint="approve_founders_brief", approver="a"))
+            await client.decide(
+                "no-such-run", DecisionInput(checkpoint="approve_founders_brief", approver="a")
+            )
 
 
-async def test_roles_decide_their_own_checkpoints(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:
+async def test_roles_decide_their_own_checkpoints(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input())
         await approve_through(client, run_id, CHECKPOINTS[:5])
@@ -100,23 +104,37 @@ async def test_pivot_target_must_be_an_earlier_phase(
         await approve_through(client, run_id, CHECKPOINTS[:6])
         await wait_for(client, run_id, "approve_desirability_gate")
         assert "target_phase must be this phase or an earlier one (0..2), got 'viability'" in await _refused(
-            client, run_id, checkpoint="approve_desirability_gate", decision="pivot", target_phase="viability"
+            client,
+            run_id,
+            checkpoint="approve_desirability_gate",
+            decision="pivot",
+            target_phase="viability",
         )
         assert "unknown target_phase 'marketing'" in await _refused(
-            client, run_id, checkpoint="approve_desirability_gate", decision="pivot", target_phase="marketing"
+            client,
+            run_id,
+            checkpoint="approve_desirability_gate",
+            decision="pivot",
+            target_phase="marketing",
         )
 
 
-async def test_same_decision_id_twice_is_a_no_op(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:
+async def test_same_decision_id_twice_is_a_no_op(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input())
         first = await decide(client, run_id, "approve_founders_brief", decision_id="d-1")
         again = await client.decide(
-            run_id, DecisionInput(checkpoint="approve_founders_brief", approver="alice", decision_id="d-1")
+            run_id,
+            DecisionInput(checkpoint="approve_founders_brief", approver="alice", decision_id="d-1"),
         )
         # The same id by signal is a no-op as well, not a refusal.
         handle = client.temporal.get_workflow_handle(run_id)
-        await handle.signal("approve", {"checkpoint": "approve_founders_brief", "approver": "alice", "decision_id": "d-1"})
+        await handle.signal(
+            "approve",
+            {"checkpoint": "approve_founders_brief", "approver": "alice", "decision_id": "d-1"},
+        )
         status = await wait_for(client, run_id, "approve_customer_profile")
 
     assert first.status == "applied" and again.status == "duplicate"
@@ -125,7 +143,9 @@ async def test_same_decision_id_twice_is_a_no_op(dev_env: WorkflowEnvironment, s
     assert status.refused == ()
 
 
-async def test_signals_decide_hold_and_refuse(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:
+async def test_signals_decide_hold_and_refuse(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input())
         handle = client.temporal.get_workflow_handle(run_id)
@@ -136,15 +156,21 @@ async def test_signals_decide_hold_and_refuse(dev_env: WorkflowEnvironment, star
         await handle.signal("approve", {"checkpoint": "approve_founders_brief"})
         await handle.signal("approve", {"checkpoint": "approve_founders_brief", "approver": "mallory"})
         await handle.signal("decide", {"checkpoint": "approve_founders_brief", "approver": "alice"})
-        await handle.signal("reject", {"checkpoint": "approve_founders_brief", "approver": "alice", "decision": "approve"})
+        await handle.signal(
+            "reject",
+            {"checkpoint": "approve_founders_brief", "approver": "alice", "decision": "approve"},
+        )
         await handle.signal("approve", {"checkpoint": "approve_founders_brief", "approver": "alice"})
         status = await wait_for(client, run_id, "approve_vpc_completion")
-        await handle.signal("reject", {"checkpoint": "approve_vpc_completion", "approver": "alice", "comment": "no"})
+        await handle.signal(
+            "reject", {"checkpoint": "approve_vpc_completion", "approver": "alice", "comment": "no"}
+        )
         result = await client.result(run_id)
 
     reasons = [r.reason for r in status.refused]
     assert reasons == [
-        'the approve signal takes one JSON object, e.g. {"checkpoint": "approve_founders_brief", "approver": "alice"}',
+        "the approve signal takes one JSON object, e.g. "
+        '{"checkpoint": "approve_founders_brief", "approver": "alice"}',
         "invalid approve signal: approver: Field required",
         "'mallory' may not decide approve_founders_brief; allowed roles: founder",
         'the decide signal needs a "decision" (approve, reject, iterate, ...)',

@@ -18,7 +18,9 @@ def _first_checkpoint_proceeds_on_expiry() -> PipelineSpec:
     base = startup_validation_pipeline()
     first = base.phases[0]
     cp = first.checkpoints[0].model_copy(update={"on_expiry": ExpiryPolicy.PROCEED})
-    return base.model_copy(update={"phases": (first.model_copy(update={"checkpoints": (cp,)}), *base.phases[1:])})
+    return base.model_copy(
+        update={"phases": (first.model_copy(update={"checkpoints": (cp,)}), *base.phases[1:])}
+    )
 
 
 async def test_reminder_after_a_day_then_expiry_after_seven(
@@ -45,7 +47,12 @@ async def test_expiry_can_proceed_and_a_late_decision_is_refused(
 ) -> None:
     async with start_worker(skip_env) as client:
         run_id = await client.start_pipeline(
-            PipelineInput(tenant="acme", project_id="p", brief=BRIEF, spec=_first_checkpoint_proceeds_on_expiry())
+            PipelineInput(
+                tenant="acme",
+                project_id="p",
+                brief=BRIEF,
+                spec=_first_checkpoint_proceeds_on_expiry(),
+            )
         )
         await skip_env.sleep(timedelta(days=8))
         handle = client.temporal.get_workflow_handle(run_id)

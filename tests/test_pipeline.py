@@ -26,7 +26,13 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
         status = await client.status(run_id)
 
     assert result.status is RunStatus.COMPLETED
-    assert list(result.outputs) == ["onboarding", "vpc_discovery", "desirability", "feasibility", "viability"]
+    assert list(result.outputs) == [
+        "onboarding",
+        "vpc_discovery",
+        "desirability",
+        "feasibility",
+        "viability",
+    ]
     assert [d.checkpoint for d in result.decisions] == CHECKPOINTS
     assert all(d.approver == "alice" and d.decision is Decision.APPROVE for d in result.decisions)
     assert status.status is RunStatus.COMPLETED and status.pending == ()
@@ -96,11 +102,19 @@ async def test_pivot_loops_back_to_an_earlier_phase(
     assert decided.count("approve_founders_brief") == 1
 
 
-async def test_override_proceed_passes_a_gate(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:
+async def test_override_proceed_passes_a_gate(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input())
         await approve_through(client, run_id, CHECKPOINTS[:7])
-        await decide(client, run_id, "approve_feasibility_gate", Decision.OVERRIDE_PROCEED, comment="CTO signs off")
+        await decide(
+            client,
+            run_id,
+            "approve_feasibility_gate",
+            Decision.OVERRIDE_PROCEED,
+            comment="CTO signs off",
+        )
         await approve_through(client, run_id, CHECKPOINTS[8:])
         result = await client.result(run_id)
 

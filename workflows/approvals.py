@@ -180,7 +180,10 @@ class ApprovalBook:
             self._held[gate.spec.name] = record
             status = "held"
         receipt = DecisionReceipt(
-            decision_id=record.decision_id, checkpoint=d.checkpoint, decision=d.decision, status=status
+            decision_id=record.decision_id,
+            checkpoint=d.checkpoint,
+            decision=d.decision,
+            status=status,
         )
         self._receipts[record.decision_id] = receipt
         return receipt

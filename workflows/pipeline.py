@@ -8,7 +8,6 @@ written to the Charter and the Ledger by an activity.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +30,13 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
     )
     from boomerang.models.events import EventKind, RunEvent
-    from boomerang.models.pipeline import CheckpointSpec, Decision, ExpiryPolicy, PhaseSpec, PipelineInput
+    from boomerang.models.pipeline import (
+        CheckpointSpec,
+        Decision,
+        ExpiryPolicy,
+        PhaseSpec,
+        PipelineInput,
+    )
     from boomerang.pipelines import startup_validation_pipeline
     from modal_app.contracts import FunctionResult, PhaseRequest
     from workflows.approvals import ApprovalBook, InvalidDecisionError
@@ -109,7 +114,11 @@ class ValidationPipeline:
         try:
             result = await workflow.execute_activity_method(
                 PhaseActivities.run_phase,
-                RunPhaseInput(function=phase.function, timeout_s=phase.timeout.total_seconds(), request=request),
+                RunPhaseInput(
+                    function=phase.function,
+                    timeout_s=phase.timeout.total_seconds(),
+                    request=request,
+                ),
                 start_to_close_timeout=phase.timeout + timedelta(minutes=1),
                 heartbeat_timeout=phase.heartbeat_timeout,
                 retry_policy=RetryPolicy(maximum_attempts=phase.max_attempts),
@@ -152,17 +161,24 @@ class ValidationPipeline:
             checkpoint=cp.name,
             deadline=deadline,
             message=f"Awaiting a decision: {cp.title}",
-            details={"options": list(cp.options), "recommendation": cp.recommendation},
         )
         self._publish(RunStatus.AWAITING_APPROVAL)
         if cp.reminder_after is not None and not await self._wait_settled(cp.name, now + cp.reminder_after):
             self._book.remind(cp.name, workflow.now())
-            self._emit(EventKind.CHECKPOINT_REMINDED, checkpoint=cp.name, deadline=deadline,
-                       message=f"Reminder: {cp.title} is waiting for a decision")
+            self._emit(
+                EventKind.CHECKPOINT_REMINDED,
+                checkpoint=cp.name,
+                deadline=deadline,
+                message=f"Reminder: {cp.title} is waiting for a decision",
+            )
         if not await self._wait_settled(cp.name, deadline):
             self._book.expire(cp.name)
-            self._emit(EventKind.CHECKPOINT_EXPIRED, status="expired", checkpoint=cp.name,
-                       message=f"{cp.title} expired with no decision ({cp.on_expiry.value})")
+            self._emit(
+                EventKind.CHECKPOINT_EXPIRED,
+                status="expired",
+                checkpoint=cp.name,
+                message=f"{cp.title} expired with no decision ({cp.on_expiry.value})",
+            )
             self._publish(RunStatus.RUNNING)
             if cp.on_expiry is ExpiryPolicy.PROCEED:
                 return self._expired_proceed(cp)
@@ -175,7 +191,11 @@ class ValidationPipeline:
             decision=record.decision.value,
             message=f"{cp.title}: {record.decision.value}",
             approver=record.approver,
-            details={"comment": record.comment, "decision_id": record.decision_id, "via": record.via},
+            details={
+                "comment": record.comment,
+                "decision_id": record.decision_id,
+                "via": record.via,
+            },
         )
         self._publish(RunStatus.RUNNING)
         return record
@@ -184,8 +204,13 @@ class ValidationPipeline:
         phase = self._spec.phases[self._phase_index or 0].name
         now = workflow.now()
         return DecisionRecord(
-            decision_id=f"{cp.name}-expired", checkpoint=cp.name, phase=phase,
-            decision=Decision.APPROVE, approver="system:expiry", received_at=now, applied_at=now,
+            decision_id=f"{cp.name}-expired",
+            checkpoint=cp.name,
+            phase=phase,
+            decision=Decision.APPROVE,
+            approver="system:expiry",
+            received_at=now,
+            applied_at=now,
             via="expiry",
         )
 
@@ -281,8 +306,13 @@ class ValidationPipeline:
 
     def _emit_refused(self, checkpoint: str | None, reason: str, *, via: str) -> None:
         known = checkpoint if checkpoint and self._spec.find_checkpoint(checkpoint) else None
-        self._emit(EventKind.CHECKPOINT_REFUSED, status="refused", checkpoint=known,
-                   message="A decision was refused", details={"reason": reason, "via": via})
+        self._emit(
+            EventKind.CHECKPOINT_REFUSED,
+            status="refused",
+            checkpoint=known,
+            message="A decision was refused",
+            details={"reason": reason, "via": via},
+        )
 
     async def _flush(self) -> None:
         while self._outbox:
@@ -305,7 +335,10 @@ class ValidationPipeline:
         self._publish(status)
         await self._flush()
         return PipelineResult(
-            status=status, outputs=dict(self._outputs), decisions=tuple(self._book.decisions), reason=reason
+            status=status,
+            outputs=dict(self._outputs),
+            decisions=tuple(self._book.decisions),
+            reason=reason,
         )
 
     def _current_phase(self) -> PhaseSpec | None:

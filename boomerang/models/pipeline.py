@@ -46,9 +46,7 @@ class CheckpointSpec(BaseModel):
             raise ValueError(f"checkpoint {self.name!r} offers no options")
         if self.timeout <= timedelta(0):
             raise ValueError(f"checkpoint {self.name!r}: timeout must be positive")
-        if self.reminder_after is not None and not (
-            timedelta(0) < self.reminder_after < self.timeout
-        ):
+        if self.reminder_after is not None and not (timedelta(0) < self.reminder_after < self.timeout):
             raise ValueError(f"checkpoint {self.name!r}: reminder_after must be inside the timeout")
         return self
 

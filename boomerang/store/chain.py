@@ -36,9 +36,7 @@ HASHED_COLUMNS: tuple[str, ...] = (
     "memory_cost", "llm_cost", "total_cost", "provider", "model_name", "input_tokens",
     "output_tokens", "price_table_version", "details",
 )  # fmt: skip
-NUMERIC_COLUMNS = frozenset(
-    {"gpu_seconds", "gpu_cost", "cpu_cost", "memory_cost", "llm_cost", "total_cost"}
-)
+NUMERIC_COLUMNS = frozenset({"gpu_seconds", "gpu_cost", "cpu_cost", "memory_cost", "llm_cost", "total_cost"})
 
 
 def decimal_text(value: Decimal) -> str:
@@ -95,9 +93,7 @@ def row_hash(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(content)).hexdigest()
 
 
-def ledger_content(
-    event: RunEvent, *, seq: int, prev_hash: str, recorded_at: datetime
-) -> dict[str, Any]:
+def ledger_content(event: RunEvent, *, seq: int, prev_hash: str, recorded_at: datetime) -> dict[str, Any]:
     """The hashed content of the ledger row for `event`, as it will be stored."""
     cost = event.cost
     return {

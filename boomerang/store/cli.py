@@ -32,9 +32,7 @@ from boomerang.store.recorder import open_pool
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 T = TypeVar("T")
 
-ledger_app = typer.Typer(
-    help="The internal Ledger: costs, hash chains, anchors.", no_args_is_help=True
-)
+ledger_app = typer.Typer(help="The internal Ledger: costs, hash chains, anchors.", no_args_is_help=True)
 
 
 @asynccontextmanager

@@ -123,9 +123,7 @@ async def _written_seq(conn: Conn, event_key: str) -> int | None:
     return None if found is None else int(found[0])
 
 
-async def _check_row(
-    conn: Conn, row: dict[str, Any], expected: int, prev: str
-) -> ChainBreak | None:
+async def _check_row(conn: Conn, row: dict[str, Any], expected: int, prev: str) -> ChainBreak | None:
     stream, seq, key = row["stream"], row["seq"], row["event_key"]
     if seq < expected:
         return ChainBreak(
@@ -158,9 +156,7 @@ async def _check_row(
 
 
 async def _verify_stream(conn: Conn, stream: str, *, upto: int | None = None) -> _StreamResult:
-    cur = await conn.execute(
-        "SELECT seq, row_hash FROM ledger_retention_cuts WHERE stream = %s", (stream,)
-    )
+    cur = await conn.execute("SELECT seq, row_hash FROM ledger_retention_cuts WHERE stream = %s", (stream,))
     cut = await cur.fetchone()
     expected, prev = (int(cut[0]) + 1, str(cut[1])) if cut else (1, GENESIS)
     result = _StreamResult(rows=0, last_seq=expected - 1, last_hash=prev, broken=None)

@@ -81,9 +81,7 @@ def _confusable_map() -> dict[str, str]:
     )
     table: dict[str, str] = {}
     # Digits first, so a glyph that imitates both "0" and "o" ends up as the letter.
-    targets = sorted(
-        (k for k in data if len(k) == 1 and k.isascii() and k.isalnum()), key=str.isalpha
-    )
+    targets = sorted((k for k in data if len(k) == 1 and k.isascii() and k.isalnum()), key=str.isalpha)
     for target in targets:
         for glyph in data[target]:
             char = _pre_fold(glyph["c"].strip("\u200e\u200f"))
@@ -97,10 +95,15 @@ def _pre_fold(text: str) -> str:
     return "".join(c for c in text if unicodedata.category(c) not in _DROPPED_CATEGORIES)
 
 
+# Glyphs that stay ambiguous after case folding ("I" read as "l", "0" as "o"):
+# merged, so the skeleton does not depend on which reading a look-alike took.
+_MERGED = {"l": "i", "1": "i", "|": "i", "0": "o"}
+
+
 def fold(text: str) -> str:
     """The skeleton two strings share when a reader would take them for the same word."""
     table = _confusable_map()
-    return "".join(ch for c in _pre_fold(text) if (ch := table.get(c, c)).isalnum())
+    return "".join(ch for c in _pre_fold(text) if (ch := _MERGED.get(m := table.get(c, c), m)).isalnum())
 
 
 @cache
@@ -158,8 +161,7 @@ def leaks(text: str, event: RunEvent) -> bool:
     if any(name in skeleton for name in _blocked_skeletons()):
         return True
     return any(
-        len(needle) >= MIN_VALUE_LEN and needle in skeleton
-        for needle in map(fold, ledger_only_values(event))
+        len(needle) >= MIN_VALUE_LEN and needle in skeleton for needle in map(fold, ledger_only_values(event))
     )
 
 

@@ -61,9 +61,7 @@ def load_migrations() -> list[Migration]:
             if entry.name.endswith(".sql"):
                 raise MigrationOrderError(f"migration file {entry.name!r} is not NNNN_name.sql")
             continue
-        found.append(
-            Migration(int(match.group(1)), entry.name.removesuffix(".sql"), entry.read_text())
-        )
+        found.append(Migration(int(match.group(1)), entry.name.removesuffix(".sql"), entry.read_text()))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -71,9 +69,7 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def apply_migrations(
-    conninfo: str, *, migrations: Sequence[Migration] | None = None
-) -> list[str]:
+async def apply_migrations(conninfo: str, *, migrations: Sequence[Migration] | None = None) -> list[str]:
     """Apply pending migrations; returns the names applied (empty when up to date)."""
     todo = list(migrations) if migrations is not None else load_migrations()
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:

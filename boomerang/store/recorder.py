@@ -4,7 +4,8 @@ One transaction per event:
 
 1. lock the stream's head row in `ledger_heads` (upserted on first use); this
    serializes appends to one chain, so concurrent writers can never fork it;
-2. claim the event key in `ledger_keys`; if it is taken, roll back: a retried
+2. claim the event key in `ledger_keys` at seq = head + 1 (`recorded_at` never
+   goes back along a stream); if the key is taken, roll back: a retried
    activity writes nothing and the chain does not move;
 3. append the Ledger row at seq = head + 1 with its hash, move the head, insert
    the Charter row and update the projections.
@@ -43,9 +44,13 @@ INSERT INTO ledger_heads (stream, seq, row_hash, recorded_at) VALUES (%s, 0, %s,
 ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream
 RETURNING seq, row_hash, recorded_at
 """
+# Runs right after _LOCK_HEAD in the same round trip, so it reads the locked head.
 _CLAIM_KEY = """
-INSERT INTO ledger_keys (event_key, stream, seq, recorded_at) VALUES (%s, %s, %s, %s)
+INSERT INTO ledger_keys (event_key, stream, seq, recorded_at)
+SELECT %(key)s, stream, seq + 1, GREATEST(%(now)s, recorded_at)
+FROM ledger_heads WHERE stream = %(stream)s
 ON CONFLICT (event_key) DO NOTHING
+RETURNING seq, recorded_at
 """
 _MOVE_HEAD = "UPDATE ledger_heads SET seq = %s, row_hash = %s, recorded_at = %s WHERE stream = %s"
 _INSERT_LEDGER = sql.SQL("INSERT INTO ledger ({}) VALUES ({})").format(
@@ -68,9 +73,7 @@ async def open_pool(
 ) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
     """An opened pool; close it with `await pool.close()` (or `async with pool`)."""
     if min_size < 0 or max_size < max(min_size, 1):
-        raise ValueError(
-            f"need 0 <= min_size <= max_size, 1 <= max_size; got {min_size}, {max_size}"
-        )
+        raise ValueError(f"need 0 <= min_size <= max_size, 1 <= max_size; got {min_size}, {max_size}")
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
         conninfo, min_size=min_size, max_size=max_size, open=False, name="boomerang-store"
     )
@@ -103,32 +106,31 @@ class EventStore:
         charter = charter_row(event)  # pure, so done before taking any lock
         await self._ensure_partitions()
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            # Pipelined: lock + claim in one round trip, the writes + COMMIT in a second,
+            # so the stream's head stays locked for as short a time as possible.
+            async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
                 await self._append(conn, event, charter)
         except _Duplicate:
             return False
         return True
 
-    async def _append(
-        self, conn: psycopg.AsyncConnection[Any], event: RunEvent, charter: CharterRow
-    ) -> None:
+    async def _append(self, conn: psycopg.AsyncConnection[Any], event: RunEvent, charter: CharterRow) -> None:
         stream = pg_text(event.run_id)
         key = pg_text(event.event_key)
-        cur = conn.cursor()
         if self._writer_role is not None:
-            await cur.execute(
-                sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._writer_role))
-            )
-        await cur.execute(_LOCK_HEAD, (stream, GENESIS, _EPOCH))
-        head = await cur.fetchone()
+            await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._writer_role)))
+        head_cur = await conn.execute(_LOCK_HEAD, (stream, GENESIS, _EPOCH))
+        claim_cur = await conn.execute(_CLAIM_KEY, {"key": key, "stream": stream, "now": datetime.now(UTC)})
+        head = await head_cur.fetchone()
         assert head is not None  # INSERT ... RETURNING always yields the row
-        seq, prev_hash = int(head[0]) + 1, str(head[1])
-        recorded_at = max(datetime.now(UTC), head[2])
-        await cur.execute(_CLAIM_KEY, (key, stream, seq, recorded_at))
-        if cur.rowcount == 0:
-            await self._raise_duplicate(cur, key, stream)
-        content = ledger_content(event, seq=seq, prev_hash=prev_hash, recorded_at=recorded_at)
+        claimed = await claim_cur.fetchone()
+        if claimed is None:
+            await self._raise_duplicate(claim_cur, key, stream)
+            return
+        seq, recorded_at = int(claimed[0]), claimed[1]
+        content = ledger_content(event, seq=seq, prev_hash=str(head[1]), recorded_at=recorded_at)
         digest = row_hash(content)
+        cur = conn.cursor()
         await cur.execute(
             _INSERT_LEDGER, {**content, "details": Jsonb(content["details"]), "row_hash": digest}
         )
@@ -157,12 +159,9 @@ class EventStore:
                 return
             async with self._pool.connection() as conn, conn.transaction():
                 if self._writer_role is not None:
-                    await conn.execute(
-                        sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._writer_role))
-                    )
+                    await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._writer_role)))
                 await conn.execute(
-                    "SELECT boomerang_ensure_ledger_partition(%s),"
-                    " boomerang_ensure_ledger_partition(%s)",
+                    "SELECT boomerang_ensure_ledger_partition(%s), boomerang_ensure_ledger_partition(%s)",
                     (now, now + timedelta(days=32)),
                 )
             self._months.add(month)

@@ -87,9 +87,9 @@ async def _drop_month(
     """Drop one month if its rows are anchored and intact; False if not covered."""
     table = sql.Identifier(month.name)
     cur = await conn.execute(
-        sql.SQL(
-            "SELECT DISTINCT ON (stream) stream, seq, row_hash FROM {} ORDER BY stream, seq DESC"
-        ).format(table)
+        sql.SQL("SELECT DISTINCT ON (stream) stream, seq, row_hash FROM {} ORDER BY stream, seq DESC").format(
+            table
+        )
     )
     lasts = [(str(s), int(q), str(h)) for s, q, h in await cur.fetchall()]
     uncovered = [s for s, q, _ in lasts if s not in heads or heads[s].seq < q]

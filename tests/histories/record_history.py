@@ -17,8 +17,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -38,7 +40,7 @@ HAPPY = "happy_path"
 REJECTED = "rejected"
 EXPIRED = "expired"
 
-Scenario = Callable[[BoomerangClient, str], Awaitable[RunStatus]]
+Scenario = Callable[[WorkflowEnvironment, BoomerangClient, str], Awaitable[RunStatus]]
 
 
 class MemorySink:
@@ -66,7 +68,7 @@ async def _signal(client: BoomerangClient, run_id: str, name: str, payload: obje
     await client.temporal.get_workflow_handle(run_id).signal(name, payload)
 
 
-async def happy_path(client: BoomerangClient, run_id: str) -> RunStatus:
+async def happy_path(_env: WorkflowEnvironment, client: BoomerangClient, run_id: str) -> RunStatus:
     """All ten checkpoints, by update and by each signal, with an iterate, a pivot,
     an override, a refused signal and a repeated decision id."""
     await _decide(client, run_id, "approve_founders_brief", Decision.ITERATE, comment="name the payer")
@@ -100,15 +102,17 @@ async def happy_path(client: BoomerangClient, run_id: str) -> RunStatus:
     return (await client.result(run_id)).status
 
 
-async def rejected(client: BoomerangClient, run_id: str) -> RunStatus:
+async def rejected(_env: WorkflowEnvironment, client: BoomerangClient, run_id: str) -> RunStatus:
     await _decide(client, run_id, "approve_founders_brief")
     await wait_for_checkpoint(client, run_id, "approve_customer_profile")
     await _signal(client, run_id, "reject", {"checkpoint": "approve_customer_profile", "approver": "alice"})
     return (await client.result(run_id)).status
 
 
-async def expired(client: BoomerangClient, run_id: str) -> RunStatus:
+async def expired(env: WorkflowEnvironment, client: BoomerangClient, run_id: str) -> RunStatus:
+    await wait_for_checkpoint(client, run_id, "approve_founders_brief")
     # The time-skipping server jumps past the reminder and the seven-day deadline.
+    await env.sleep(timedelta(days=8))
     return (await client.result(run_id)).status
 
 
@@ -127,7 +131,7 @@ async def _record(
         await client.start_pipeline(
             PipelineInput(tenant="acme", project_id="clinic", brief=BRIEF), run_id=run_id
         )
-        got = await scenario(client, run_id)
+        got = await scenario(env, client, run_id)
         if got is not want:
             raise RuntimeError(f"{name}: the run ended {got.value}, expected {want.value}")
         history = await client.temporal.get_workflow_handle(run_id).fetch_history()
@@ -144,7 +148,9 @@ async def _skip_env() -> WorkflowEnvironment:
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
-            search_attributes={k.name: k.indexed_value_type for k in SEARCH_ATTRIBUTES},
+            search_attributes={
+                k.name: IndexedValueType.ValueType(k.indexed_value_type.value) for k in SEARCH_ATTRIBUTES
+            },
         )
     )
     return env

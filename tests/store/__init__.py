@@ -5,7 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 
 from boomerang.models.events import CostBreakdown, EventKind, RunEvent
 
@@ -40,3 +44,17 @@ def paid(gpu: str = "0.50", llm: str = "0.25") -> CostBreakdown:
         output_tokens=200,
         price_table_version="2025-01",
     )
+
+
+async def execute_as(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+    role: str | None,
+    query: sql.Composed | sql.SQL | LiteralString,
+    params: tuple[Any, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """Run `query` in its own transaction as `role` (None: the login role, a superuser here)."""
+    async with pool.connection() as conn, conn.transaction():
+        if role is not None:
+            await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        cur = await conn.execute(query, params)
+        return await cur.fetchall() if cur.description else []

@@ -6,12 +6,13 @@ from typing import Any, LiteralString
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from boomerang.store.chain import ledger_content, row_hash
 from boomerang.store.ledger import BreakReason, anchor, verify, verify_against_anchor
 from boomerang.store.recorder import EventStore
-from tests.store import make_event, new_run, paid
+from tests.store import execute_as, make_event, new_run, paid
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -45,36 +46,28 @@ async def test_changes_are_refused(
 ) -> None:
     """The writer lacks the grant; the owner (superuser here) is stopped by the trigger."""
     run = await _run_of(event_store, 1)
-    async with store_pool.connection() as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            async with conn.transaction():
-                if role:
-                    await conn.execute(f"SET LOCAL ROLE {role}")  # type: ignore[arg-type]
-                await conn.execute(statement, (run,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await execute_as(store_pool, role, statement, (run,))
 
 
 @pytest.mark.parametrize("table", ["ledger", "ledger_keys"])
 @pytest.mark.parametrize("role", ["boomerang_writer", None])
 async def test_truncate_is_refused(store_pool: Pool, table: str, role: str | None) -> None:
-    async with store_pool.connection() as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            async with conn.transaction():
-                if role:
-                    await conn.execute(f"SET LOCAL ROLE {role}")  # type: ignore[arg-type]
-                await conn.execute(f"TRUNCATE {table}")  # type: ignore[arg-type]
+    query = sql.SQL("TRUNCATE {}").format(sql.Identifier(table))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await execute_as(store_pool, role, query)
 
 
 async def test_truncating_a_partition_is_refused(store_pool: Pool, event_store: EventStore) -> None:
     await _run_of(event_store, 1)
     async with store_pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT inhrelid::regclass::text FROM pg_inherits"
-            " WHERE inhparent = 'ledger'::regclass LIMIT 1"
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'ledger'::regclass LIMIT 1"
         )
         row = await cur.fetchone()
         assert row is not None
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-            await conn.execute(f"TRUNCATE {row[0]}")  # type: ignore[arg-type]
+            await conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(row[0])))
 
 
 async def test_edit_is_named(store_pool: Pool, event_store: EventStore) -> None:
@@ -108,8 +101,7 @@ async def test_swapped_rows_are_named(store_pool: Pool, event_store: EventStore)
     run = await _run_of(event_store)
     await _tamper(
         store_pool,
-        "UPDATE ledger SET seq = CASE seq WHEN 2 THEN 4 ELSE 2 END"
-        " WHERE stream = %s AND seq IN (2, 4)",
+        "UPDATE ledger SET seq = CASE seq WHEN 2 THEN 4 ELSE 2 END WHERE stream = %s AND seq IN (2, 4)",
         (run,),
     )
     broken = (await verify(store_pool, run)).first_break
@@ -118,9 +110,7 @@ async def test_swapped_rows_are_named(store_pool: Pool, event_store: EventStore)
     assert broken.event_key == f"{run}/task_completed/4"
 
 
-async def test_all_streams_verified_and_break_reported(
-    store_pool: Pool, event_store: EventStore
-) -> None:
+async def test_all_streams_verified_and_break_reported(store_pool: Pool, event_store: EventStore) -> None:
     good, bad = await _run_of(event_store, 2), await _run_of(event_store, 2)
     await _tamper(store_pool, "UPDATE ledger SET message = 'x' WHERE stream = %s AND seq = 1", (bad,))
     report = await verify(store_pool)
@@ -149,13 +139,10 @@ async def test_rewritten_chain_passes_verify_but_not_the_anchor(
     digest = row_hash(forged)
     await _tamper(
         store_pool,
-        "UPDATE ledger SET gpu_cost = 0.01, total_cost = 0.26, row_hash = %s"
-        " WHERE stream = %s AND seq = 3",
+        "UPDATE ledger SET gpu_cost = 0.01, total_cost = 0.26, row_hash = %s WHERE stream = %s AND seq = 3",
         (digest, run),
     )
-    await _tamper(
-        store_pool, "UPDATE ledger_heads SET row_hash = %s WHERE stream = %s", (digest, run)
-    )
+    await _tamper(store_pool, "UPDATE ledger_heads SET row_hash = %s WHERE stream = %s", (digest, run))
     assert (await verify(store_pool, run)).ok
     broken = (await verify_against_anchor(store_pool, heads)).first_break
     assert broken is not None

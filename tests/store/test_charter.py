@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (look-alike letters are what these tests are made of)
 """Nothing Ledger-only reaches the Charter, however it is spelt.
 
 Blocked names and Ledger-only values are injected into messages in any case,
@@ -50,8 +51,7 @@ LOOKALIKES = {
 INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff")
 _BACK = {glyph: latin for latin, glyphs in LOOKALIKES.items() for glyph in glyphs}
 ALPHABET = st.sampled_from(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-.:/éß中"
-    + "".join(LOOKALIKES.values())
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-.:/éß中" + "".join(LOOKALIKES.values())
 )
 
 
@@ -66,17 +66,18 @@ def skeleton(text: str) -> str:
 @st.composite
 def disguised(draw: st.DrawFn, text: str) -> str:
     """`text` in random case, with look-alikes, invisible characters and separators."""
+    rnd = draw(st.randoms(use_true_random=True))  # seeded by one draw: fast
     out = []
     for ch in text:
         glyphs = LOOKALIKES.get(ch.lower(), "")
-        choice = draw(st.integers(0, 3))
+        choice = rnd.randrange(4)
         if choice == 1 and glyphs:
-            ch = draw(st.sampled_from(glyphs))
+            ch = rnd.choice(glyphs)
         elif choice == 2:
             ch = ch.upper()
         out.append(ch)
-        if draw(st.integers(0, 5)) == 0:
-            out.append(draw(st.sampled_from([*INVISIBLE, " ", "-", "."])))
+        if rnd.randrange(6) == 0:
+            out.append(rnd.choice([*INVISIBLE, " ", "-", "."]))
     return "".join(out)
 
 
@@ -92,10 +93,8 @@ scalars = st.one_of(
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)
-    ),
-    max_leaves=8,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)),
+    max_leaves=5,
 )
 money = st.decimals(min_value=0, max_value=1000, places=4, allow_nan=False)
 costs = st.builds(
@@ -150,7 +149,7 @@ def leaky_events(draw: st.DrawFn) -> RunEvent:
         kind=draw(st.sampled_from(EventKind)),
         occurred_at=datetime(2025, 6, 1, tzinfo=UTC),
         checkpoint="gate",
-        decision="approved",
+        decision="approve",
         approver=approver,
         cost=cost,
         details=details,
@@ -179,7 +178,7 @@ def assert_no_leak(row: CharterRow, event: RunEvent) -> None:
             assert needle not in message, (value, row.message)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(leaky_events())
 def test_charter_row_never_carries_ledger_only_values(event: RunEvent) -> None:
     row = charter_row(event)
@@ -215,18 +214,14 @@ async def test_charter_table_has_only_allowed_columns(pg_conninfo: str) -> None:
             "SELECT column_name, data_type FROM information_schema.columns"
             " WHERE table_name = 'charter' AND table_schema = 'public'"
         )
-        columns = dict(await cur.fetchall())
+        columns: dict[str, str] = dict(await cur.fetchall())
     assert set(columns) == {*CharterRow.model_fields, "id", "recorded_at"}
     assert not {"jsonb", "json"} & set(columns.values())
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(leaky_events(), min_size=1, max_size=3))
-def test_recorded_charter_never_carries_ledger_only_values(
-    pg_conninfo: str, events: list[RunEvent]
-) -> None:
+def test_recorded_charter_never_carries_ledger_only_values(pg_conninfo: str, events: list[RunEvent]) -> None:
     """The same property through `EventStore.record` and the customer's read path."""
 
     async def record_and_read() -> None:

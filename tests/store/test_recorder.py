@@ -70,9 +70,7 @@ async def test_fifty_writers_make_one_valid_chain(pg_conninfo: str) -> None:
         await pool.close()
 
 
-async def test_two_paid_attempts_are_two_rows_summed(
-    store_pool: Pool, event_store: EventStore
-) -> None:
+async def test_two_paid_attempts_are_two_rows_summed(store_pool: Pool, event_store: EventStore) -> None:
     run = new_run()
     for attempt in (1, 2):
         event = make_event(
@@ -93,9 +91,7 @@ async def test_key_reused_by_another_run_is_an_error(event_store: EventStore) ->
 
 
 async def test_unknown_decision_is_refused_before_writing(event_store: EventStore) -> None:
-    event = make_event(
-        new_run(), 1, EventKind.CHECKPOINT_DECIDED, checkpoint="gate", decision="maybe"
-    )
+    event = make_event(new_run(), 1, EventKind.CHECKPOINT_DECIDED, checkpoint="gate", decision="maybe")
     with pytest.raises(InvalidEventError, match="decision"):
         await event_store.record(event)
 
@@ -131,7 +127,5 @@ async def test_projections_follow_the_run(store_pool: Pool, event_store: EventSt
     assert summary.completed_at is not None
     assert await pending_approvals(store_pool, tenant) == []
     async with store_pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT status, decided_by FROM approvals WHERE run_id = %s", (run,)
-        )
+        cur = await conn.execute("SELECT status, decided_by FROM approvals WHERE run_id = %s", (run,))
         assert await cur.fetchone() == ("approved", "alice")

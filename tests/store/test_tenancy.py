@@ -6,11 +6,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from boomerang.store.queries import charter_for_run
 from boomerang.store.recorder import EventStore
-from tests.store import make_event, new_run
+from tests.store import execute_as, make_event, new_run
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -31,18 +32,16 @@ async def test_tenant_sees_only_its_rows(store_pool: Pool, event_store: EventSto
 
 
 @pytest.mark.parametrize("setup", [None, "", "RESET boomerang.tenant"])
-async def test_no_tenant_sees_nothing(
-    store_pool: Pool, event_store: EventStore, setup: str | None
-) -> None:
+async def test_no_tenant_sees_nothing(store_pool: Pool, event_store: EventStore, setup: str | None) -> None:
     await _two_tenants(event_store)
     async with store_pool.connection() as conn, conn.transaction():
         if setup == "":
             await conn.execute("SELECT set_config('boomerang.tenant', '', true)")
         elif setup:
-            await conn.execute(setup)  # type: ignore[arg-type]
+            await conn.execute(setup)
         await conn.execute("SET LOCAL ROLE boomerang_customer")
         for table in ("charter", "progress"):
-            cur = await conn.execute(f"SELECT count(*) FROM {table}")  # type: ignore[arg-type]
+            cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
             assert await cur.fetchone() == (0,)
 
 
@@ -50,17 +49,11 @@ async def test_no_tenant_sees_nothing(
     "table", ["ledger", "ledger_keys", "ledger_heads", "runs", "approvals", "schema_migrations"]
 )
 async def test_customer_is_denied_internal_tables(store_pool: Pool, table: str) -> None:
-    async with store_pool.connection() as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            async with conn.transaction():
-                await conn.execute("SET LOCAL ROLE boomerang_customer")
-                await conn.execute("SELECT set_config('boomerang.tenant', 'tenant-a', true)")
-                await conn.execute(f"SELECT 1 FROM {table} LIMIT 1")  # type: ignore[arg-type]
+    query = sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await execute_as(store_pool, "boomerang_customer", query)
 
 
 async def test_customer_cannot_write_the_charter(store_pool: Pool) -> None:
-    async with store_pool.connection() as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            async with conn.transaction():
-                await conn.execute("SET LOCAL ROLE boomerang_customer")
-                await conn.execute("DELETE FROM charter")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await execute_as(store_pool, "boomerang_customer", "DELETE FROM charter")

@@ -1,0 +1,197 @@
+"""Decisions from the command line: the `temporal` CLI (tctl's successor) and `boomerang`.
+
+Both run as real subprocesses against the session's dev server, while the worker
+runs in this test's event loop (hence asyncio subprocesses, never blocking calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from activities.local_backend import LocalBackend
+from activities.records import EventSink
+from boomerang.binaries import temporal_cli
+from boomerang.client import BoomerangClient
+from boomerang.models.decisions import PipelineStatus
+from boomerang.models.pipeline import PipelineInput
+from tests.helpers import BRIEF, CHECKPOINTS, wait_for_checkpoint, wait_until
+from worker import build_worker
+
+BOOMERANG = Path(sys.executable).parent / "boomerang"
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+async def run(*argv: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> Ran:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return Ran(proc.returncode, out.decode(), err.decode())
+
+
+@dataclass(frozen=True)
+class Stack:
+    client: BoomerangClient
+    address: str
+    task_queue: str
+
+    def temporal(self, *args: str) -> tuple[str, ...]:
+        return (str(temporal_cli()), *args, "--address", self.address)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "BOOMERANG_TEMPORAL_ADDRESS": self.address,
+            "BOOMERANG_TEMPORAL_TASK_QUEUE": self.task_queue,
+            "BOOMERANG_TEMPORAL_NAMESPACE": self.client.temporal.namespace,
+        }
+
+
+@asynccontextmanager
+async def stack(env: WorkflowEnvironment, backend: LocalBackend, events: EventSink) -> AsyncIterator[Stack]:
+    """A worker on a fresh task queue, and what a CLI needs to reach it."""
+    task_queue = f"tq-cli-{uuid.uuid4().hex}"
+    async with build_worker(env.client, task_queue=task_queue, backend=backend, events=events):
+        yield Stack(
+            client=BoomerangClient(env.client, task_queue=task_queue),
+            address=env.client.service_client.config.target_host,
+            task_queue=task_queue,
+        )
+
+
+def _json(**fields: str) -> str:
+    return json.dumps(fields)
+
+
+async def test_temporal_cli_signal_and_update_move_the_run(
+    dev_env: WorkflowEnvironment, backend: LocalBackend, event_store: EventSink
+) -> None:
+    async with stack(dev_env, backend, event_store) as s:
+        run_id = await s.client.start_pipeline(PipelineInput(tenant="acme", project_id="clinic", brief=BRIEF))
+        await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[0])
+
+        signal = await run(*s.temporal(
+            "workflow", "signal", "--workflow-id", run_id, "--name", "approve",
+            "--input", _json(checkpoint=CHECKPOINTS[0], approver="alice"),
+        ))  # fmt: skip
+        assert signal.code == 0, signal.output
+        await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[1])
+
+        update = await run(*s.temporal(
+            "workflow", "update", "execute", "--workflow-id", run_id, "--name", "decide",
+            "--input", _json(checkpoint=CHECKPOINTS[1], approver="bob", decision_id="cli-1"),
+        ))  # fmt: skip
+        assert update.code == 0, update.output
+        assert "applied" in update.out and "cli-1" in update.out
+        status = await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[2])
+
+        refused = await run(*s.temporal(
+            "workflow", "update", "execute", "--workflow-id", run_id, "--name", "decide",
+            "--input", _json(checkpoint=CHECKPOINTS[0], approver="carol"),
+        ))  # fmt: skip
+        bad_signal = await run(*s.temporal(
+            "workflow", "signal", "--workflow-id", run_id, "--name", "approve",
+            "--input", _json(checkpoint="approve_everything", approver="mallory"),
+        ))  # fmt: skip
+        assert bad_signal.code == 0, bad_signal.output  # a signal cannot answer; the run keeps it
+
+        async def refused_signal() -> PipelineStatus | None:
+            st = await s.client.status(run_id)
+            return st if st.refused else None
+
+        after = await wait_until(refused_signal, what="the bad signal to be refused")
+
+    assert [(d.checkpoint, d.approver, d.via) for d in status.decisions] == [
+        (CHECKPOINTS[0], "alice", "signal:approve"),
+        (CHECKPOINTS[1], "bob", "update"),
+    ]
+    assert refused.code != 0
+    assert f"checkpoint {CHECKPOINTS[0]} is not pending: already decided (approve by alice)" in refused.output
+    assert len(after.decisions) == 2  # the refused update left no trace in the run
+    (kept,) = after.refused
+    assert kept.via == "signal:approve"
+    assert kept.reason.startswith("unknown checkpoint 'approve_everything'")
+
+
+async def test_boomerang_cli_end_to_end(
+    dev_env: WorkflowEnvironment, backend: LocalBackend, event_store: EventSink
+) -> None:
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    async with stack(dev_env, backend, event_store) as s:
+        started = await run(
+            str(BOOMERANG), "pipeline", "start", "--tenant", tenant, "--project-id", "clinic",
+            "--brief", BRIEF, env=s.env,
+        )  # fmt: skip
+        assert started.code == 0, started.output
+        run_id = started.out.strip()
+        assert run_id.startswith("vp-clinic-")
+        await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[0])
+
+        async def listed() -> Ran | None:
+            ran = await run(str(BOOMERANG), "approvals", "--tenant", tenant, env=s.env)
+            assert ran.code == 0, ran.output
+            return ran if run_id in ran.out else None
+
+        # The list comes from Temporal's visibility store, which trails the run a little.
+        approvals = await wait_until(listed, what=f"{run_id} in `boomerang approvals`")
+
+        decided = await run(
+            str(BOOMERANG), "decide", run_id, CHECKPOINTS[0], "approve", "--by", "alice",
+            "--comment", "clear enough", env=s.env,
+        )  # fmt: skip
+        again = await run(
+            str(BOOMERANG), "decide", run_id, CHECKPOINTS[0], "approve", "--by", "alice", env=s.env
+        )
+        unknown = await run(
+            str(BOOMERANG), "decide", "vp-no-such-run", CHECKPOINTS[0], "approve", "--by", "alice",
+            env=s.env,
+        )  # fmt: skip
+        await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[1])
+        shown = await run(str(BOOMERANG), "status", run_id, "--json", env=s.env)
+
+    (line,) = approvals.out.splitlines()
+    assert line.split()[:3] == [run_id, tenant, CHECKPOINTS[0]]
+    assert decided.code == 0, decided.output
+    assert decided.out.startswith(f"applied: approve on {CHECKPOINTS[0]}")
+    assert again.code == 2
+    assert f"refused: checkpoint {CHECKPOINTS[0]} is not pending: already decided" in again.err
+    assert unknown.code == 3
+    assert "vp-no-such-run" in unknown.err
+    assert shown.code == 0, shown.output
+    status = PipelineStatus.model_validate(json.loads(shown.out))
+    assert status.run_id == run_id and status.tenant == tenant
+    (decision,) = status.decisions
+    assert (decision.checkpoint, decision.approver, decision.comment, decision.via) == (
+        CHECKPOINTS[0], "alice", "clear enough", "update",
+    )  # fmt: skip
+    assert [cp.name for cp in status.pending] == [CHECKPOINTS[1]]

@@ -1,0 +1,228 @@
+"""A worker process killed with SIGKILL loses nothing: Temporal holds the run, Postgres the events.
+
+Each test runs `python worker.py` as a separate OS process (the way production runs
+it) against the session's dev server and Postgres, kills it outright at a chosen
+moment, starts another and checks that the run finishes with every decision and
+phase output, and that the Charter holds each event exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.testing import WorkflowEnvironment
+
+from boomerang.client import BoomerangClient
+from boomerang.models.decisions import DecisionInput, PipelineResult, RunStatus
+from boomerang.models.pipeline import PipelineInput
+from boomerang.pipelines import startup_validation_pipeline
+from boomerang.store.queries import charter_for_run
+from tests.helpers import (
+    BRIEF,
+    CHECKPOINTS,
+    PHASES,
+    expected_events,
+    wait_for_checkpoint,
+    wait_for_poller,
+    wait_until,
+)
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+REPO = Path(__file__).resolve().parent.parent
+
+
+class WorkerProcess:
+    """`python worker.py` in its own process group, so a kill takes its compute children too."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    @property
+    def identity_prefix(self) -> str:
+        # The SDK's default worker identity is "<pid>@<host>".
+        return f"{self.proc.pid}@"
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@asynccontextmanager
+async def worker_process(
+    env: WorkflowEnvironment, *, task_queue: str, conninfo: str, log: Path
+) -> AsyncIterator[WorkerProcess]:
+    """A started worker process, polling `task_queue`; always killed on the way out."""
+    environ = {
+        **os.environ,
+        "BOOMERANG_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "BOOMERANG_TEMPORAL_NAMESPACE": env.client.namespace,
+        "BOOMERANG_TEMPORAL_TASK_QUEUE": task_queue,
+        "DATABASE_URL": conninfo,
+    }
+    with log.open("ab") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "worker.py", cwd=REPO, env=environ, stdout=out, stderr=out,
+            start_new_session=True,
+        )  # fmt: skip
+    worker = WorkerProcess(proc, log)
+    try:
+        polling = asyncio.ensure_future(
+            wait_for_poller(env.client, task_queue, identity_prefix=worker.identity_prefix)
+        )
+        exited = asyncio.ensure_future(proc.wait())
+        await asyncio.wait([polling, exited], return_when=asyncio.FIRST_COMPLETED)
+        if not polling.done():
+            polling.cancel()
+            raise AssertionError(f"worker exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        exited.cancel()
+        polling.result()
+        yield worker
+    finally:
+        worker.kill()
+        await proc.wait()
+
+
+async def _decide(client: BoomerangClient, run_id: str, checkpoint: str) -> None:
+    await wait_for_checkpoint(client, run_id, checkpoint)
+    receipt = await client.decide(run_id, DecisionInput(checkpoint=checkpoint, approver="alice"))
+    assert receipt.status == "applied"
+
+
+async def _no_activity_in_flight(env: WorkflowEnvironment, run_id: str) -> None:
+    async def probe() -> bool | None:
+        desc = await env.client.get_workflow_handle(run_id).describe()
+        return True if not desc.raw_description.pending_activities else None
+
+    await wait_until(probe, what=f"{run_id} to have no activity in flight")
+
+
+async def _phase_running(env: WorkflowEnvironment, run_id: str) -> None:
+    async def probe() -> bool | None:
+        desc = await env.client.get_workflow_handle(run_id).describe()
+        started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        return True if any(
+            a.activity_type.name == "run_phase" and a.state == started
+            for a in desc.raw_description.pending_activities
+        ) else None  # fmt: skip
+
+    await wait_until(probe, what=f"a phase of {run_id} to be running")
+
+
+async def _phase_attempts(env: WorkflowEnvironment, run_id: str) -> list[int]:
+    """The attempt number of every run_phase activity that completed, in order."""
+    history = await env.client.get_workflow_handle(run_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    started: dict[int, int] = {}
+    attempts: list[int] = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            started[attrs.scheduled_event_id] = attrs.attempt
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            sched = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled[sched] == "run_phase":
+                attempts.append(started[sched])
+    return attempts
+
+
+async def _assert_charter_once_each(store_pool: Pool, run_id: str, tenant: str) -> None:
+    rows = await charter_for_run(store_pool, run_id, tenant)
+    seen = Counter((r.event, r.phase, r.checkpoint) for r in rows)
+    assert seen == expected_events()
+    assert len({r.event_key for r in rows}) == len(rows)
+
+
+def _assert_complete(result: PipelineResult) -> None:
+    assert result.status is RunStatus.COMPLETED
+    assert list(result.outputs) == list(PHASES)
+    assert all(isinstance(out, dict) and out for out in result.outputs.values())
+    assert [d.checkpoint for d in result.decisions] == list(CHECKPOINTS)
+
+
+async def test_worker_killed_at_a_checkpoint_loses_no_decision(
+    dev_env: WorkflowEnvironment, pg_conninfo: str, store_pool: Pool, tmp_path: Path
+) -> None:
+    task_queue = f"tq-crash-{uuid.uuid4().hex}"
+    tenant = f"crash-{uuid.uuid4().hex[:8]}"
+    client = BoomerangClient(dev_env.client, task_queue=task_queue)
+    log = tmp_path / "worker.log"
+    start = PipelineInput(tenant=tenant, project_id="clinic", brief=BRIEF)
+
+    async with worker_process(dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=log) as first:
+        run_id = await client.start_pipeline(start)
+        await _decide(client, run_id, CHECKPOINTS[0])
+        await wait_for_checkpoint(client, run_id, CHECKPOINTS[1])
+        await _no_activity_in_flight(dev_env, run_id)
+        first.kill()
+        assert await first.proc.wait() == -signal.SIGKILL
+
+    # No worker is alive: a signal still lands in the run's history and waits there.
+    handle = dev_env.client.get_workflow_handle(run_id)
+    await handle.signal("approve", {"checkpoint": CHECKPOINTS[1], "approver": "bob"})
+
+    async with worker_process(dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=log):
+        status = await wait_for_checkpoint(client, run_id, CHECKPOINTS[2])
+        assert [(d.checkpoint, d.approver, d.via) for d in status.decisions] == [
+            (CHECKPOINTS[0], "alice", "update"),
+            (CHECKPOINTS[1], "bob", "signal:approve"),
+        ]
+        for name in CHECKPOINTS[2:]:
+            await _decide(client, run_id, name)
+        result = await client.result(run_id)
+
+    _assert_complete(result)
+    await _assert_charter_once_each(store_pool, run_id, tenant)
+
+
+async def test_worker_killed_mid_phase_retries_the_phase(
+    dev_env: WorkflowEnvironment, pg_conninfo: str, store_pool: Pool, tmp_path: Path
+) -> None:
+    task_queue = f"tq-crash-{uuid.uuid4().hex}"
+    tenant = f"crash-{uuid.uuid4().hex[:8]}"
+    client = BoomerangClient(dev_env.client, task_queue=task_queue)
+    log = tmp_path / "worker.log"
+    # A dead worker's phase is noticed after the heartbeat timeout; the activity beats
+    # every 2 s (activities.phases.HEARTBEAT_EVERY_S), so the timeout must exceed that.
+    base = startup_validation_pipeline()
+    spec = base.model_copy(
+        update={"phases": tuple(
+            p.model_copy(update={"heartbeat_timeout": timedelta(seconds=4)}) for p in base.phases
+        )}
+    )  # fmt: skip
+    start = PipelineInput(
+        tenant=tenant, project_id="clinic", brief=BRIEF, spec=spec, context={"work_seconds": 3}
+    )
+
+    async with worker_process(dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=log) as first:
+        run_id = await client.start_pipeline(start)
+        await _phase_running(dev_env, run_id)
+        first.kill()
+        assert await first.proc.wait() == -signal.SIGKILL
+
+    async with worker_process(dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=log):
+        for name in CHECKPOINTS:
+            await _decide(client, run_id, name)
+        result = await client.result(run_id)
+
+    _assert_complete(result)
+    attempts = await _phase_attempts(dev_env, run_id)
+    assert len(attempts) == len(PHASES)
+    assert attempts[0] >= 2, f"onboarding completed on attempt {attempts[0]}; the kill did not land"
+    await _assert_charter_once_each(store_pool, run_id, tenant)

@@ -1,0 +1,84 @@
+"""Recorded histories replay against today's ValidationPipeline without nondeterminism.
+
+The JSON files in tests/histories/ were produced by `python -m tests.histories.record_history`
+with the workflow code of the time. A change that alters the commands a running
+workflow issues (a new activity, a reordered timer) breaks replay of runs already in
+flight in production; this test is where that shows, before a deploy does. When a
+change is meant to be incompatible, gate it with `workflow.patched` or rerun the
+script and commit the new histories.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from boomerang.constants import PIPELINE_WORKFLOW
+from boomerang.models.decisions import PipelineResult, RunStatus
+from boomerang.models.pipeline import Decision, PipelineInput
+from tests.helpers import CHECKPOINTS, PHASES
+from workflows.pipeline import ValidationPipeline
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def _load(name: str) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"history-{name}", (HISTORIES / f"{name}.json").read_text())
+
+
+def _result(history: WorkflowHistory) -> PipelineResult:
+    last = history.events[-1]
+    assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    payloads = last.workflow_execution_completed_event_attributes.result.payloads
+    (result,) = pydantic_data_converter.payload_converter.from_payloads(payloads, [PipelineResult])
+    assert isinstance(result, PipelineResult)
+    return result
+
+
+def _replayer(*workflows: type) -> Replayer:
+    return Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
+
+
+@pytest.mark.parametrize("name", ["happy_path", "rejected", "expired"])
+async def test_recorded_history_replays(name: str) -> None:
+    result = await _replayer(ValidationPipeline).replay_workflow(_load(name))
+    assert result.replay_failure is None
+
+
+def test_happy_path_history_covers_every_checkpoint_iterate_and_pivot() -> None:
+    result = _result(_load("happy_path"))
+    assert result.status is RunStatus.COMPLETED
+    assert list(result.outputs) == list(PHASES)
+    assert {d.checkpoint for d in result.decisions} == set(CHECKPOINTS)
+    decisions = {d.decision for d in result.decisions}
+    assert {Decision.ITERATE, Decision.PIVOT, Decision.OVERRIDE_PROCEED} <= decisions
+    assert {"update", "signal:approve", "signal:decide"} <= {d.via for d in result.decisions}
+
+
+def test_rejected_and_expired_histories_end_as_named() -> None:
+    assert _result(_load("rejected")).status is RunStatus.REJECTED
+    expired = _result(_load("expired"))
+    assert expired.status is RunStatus.EXPIRED
+    assert expired.decisions == ()
+
+
+@workflow.defn(name=PIPELINE_WORKFLOW)
+class ReorderedPipeline:
+    """Stands in for an incompatible edit: a timer where the first event was recorded."""
+
+    @workflow.run
+    async def run(self, inp: PipelineInput) -> None:
+        del inp
+        await workflow.sleep(timedelta(seconds=1))
+
+
+async def test_replay_catches_an_incompatible_change() -> None:
+    with pytest.raises(workflow.NondeterminismError):
+        await _replayer(ReorderedPipeline).replay_workflow(_load("happy_path"))
