@@ -12,14 +12,14 @@ from temporalio.exceptions import ApplicationError
 from activities.compute import ComputeBackend, ComputeError
 from modal_app.contracts import FunctionResult, PhaseRequest
 
-HEARTBEAT_EVERY_S = 2.0
-
 
 class RunPhaseInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     function: str
     timeout_s: float = Field(gt=0)
+    # A few beats per heartbeat timeout, so one late beat never fails a live attempt.
+    heartbeat_every_s: float = Field(default=2.0, gt=0)
     request: PhaseRequest
 
 
@@ -30,7 +30,7 @@ class PhaseActivities:
     @activity.defn(name="run_phase")
     async def run_phase(self, inp: RunPhaseInput) -> FunctionResult:
         # Heartbeats let Temporal notice a dead worker quickly and deliver cancellation.
-        beat = asyncio.create_task(_heartbeat_forever())
+        beat = asyncio.create_task(_heartbeat_forever(inp.heartbeat_every_s))
         try:
             raw = await self._backend.call(
                 inp.function, inp.request.model_dump(mode="json"), timeout_s=inp.timeout_s
@@ -49,7 +49,7 @@ class PhaseActivities:
         return FunctionResult.model_validate(raw)
 
 
-async def _heartbeat_forever() -> None:
+async def _heartbeat_forever(every_s: float) -> None:
     while True:
         activity.heartbeat()
-        await asyncio.sleep(HEARTBEAT_EVERY_S)
+        await asyncio.sleep(every_s)

@@ -6,8 +6,10 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from boomerang.models.events import RunEvent
+from boomerang.store.errors import InvalidEventError
 
 
 class EventSink(Protocol):
@@ -31,5 +33,9 @@ class RecordActivities:
         """Write each event once; returns how many were new (a retry writes none)."""
         written = 0
         for event in inp.events:
-            written += await self._store.record(event)
+            try:
+                written += await self._store.record(event)
+            except InvalidEventError as exc:
+                # A malformed event will be malformed on every retry: fail it loudly.
+                raise ApplicationError(str(exc), type="InvalidEvent", non_retryable=True) from exc
         return written

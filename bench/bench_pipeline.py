@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -90,7 +91,8 @@ class BareStatus(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     pending: str | None
-    done: bool
+    opened_at: datetime | None
+    decided_at: dict[str, datetime]
 
 
 @activity.defn(name="bare_phase")
@@ -101,9 +103,9 @@ async def bare_phase(inp: BarePhaseInput) -> str:
 @workflow.defn(name="BarePipeline")
 class BarePipeline:
     def __init__(self) -> None:
-        self._decided: set[str] = set()
+        self._decided: dict[str, datetime] = {}
         self._pending: str | None = None
-        self._done = False
+        self._opened_at: datetime | None = None
 
     @workflow.run
     async def run(self) -> int:
@@ -112,33 +114,44 @@ class BarePipeline:
                 bare_phase, BarePhaseInput(phase=phase), start_to_close_timeout=timedelta(seconds=30)
             )
             for cp in checkpoints:
-                self._pending = cp
+                self._pending, self._opened_at = cp, workflow.now()
                 await workflow.wait_condition(lambda cp=cp: cp in self._decided)  # type: ignore[misc]
-        self._pending, self._done = None, True
+        self._pending = None
         return len(self._decided)
 
     @workflow.update(name="decide")
     def decide(self, d: BareDecision) -> str:
-        self._decided.add(d.checkpoint)
+        self._decided[d.checkpoint] = workflow.now()
         return "applied"
 
     @workflow.signal(name="approve")
     def approve(self, d: BareDecision) -> None:
-        self._decided.add(d.checkpoint)
+        self._decided[d.checkpoint] = workflow.now()
 
     @workflow.query(name="status")
     def status(self) -> BareStatus:
-        return BareStatus(pending=self._pending, done=self._done)
+        return BareStatus(pending=self._pending, opened_at=self._opened_at, decided_at=dict(self._decided))
 
 
 # -- the two systems behind one driver --------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a status query says: the open checkpoint, when it opened (workflow time)
+    and when each decision was applied (workflow time)."""
+
+    pending: str | None
+    opened_at: datetime | None
+    applied_at: dict[str, datetime]
+
+
 class System(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def start(self) -> str: ...
-    async def pending(self, run_id: str) -> str | None: ...
+    async def snapshot(self, run_id: str) -> Snapshot: ...
     async def decide(self, run_id: str, checkpoint: str) -> None: ...
     async def result(self, run_id: str) -> None: ...
 
@@ -152,9 +165,12 @@ class Boomerang:
         inp = PipelineInput(tenant="bench", project_id="bench", brief=BRIEF)
         return await self.client.start_pipeline(inp)
 
-    async def pending(self, run_id: str) -> str | None:
+    async def snapshot(self, run_id: str) -> Snapshot:
         st = await self.client.status(run_id)
-        return st.pending[0].name if st.pending else None
+        applied = {d.checkpoint: d.applied_at for d in st.decisions if d.applied_at is not None}
+        if not st.pending:
+            return Snapshot(None, None, applied)
+        return Snapshot(st.pending[0].name, st.pending[0].opened_at, applied)
 
     async def decide(self, run_id: str, checkpoint: str) -> None:
         await self.client.decide(run_id, DecisionInput(checkpoint=checkpoint, approver="bench"))
@@ -180,9 +196,9 @@ class Bare:
         await self.client.start_workflow(BarePipeline.run, id=run_id, task_queue=self.task_queue)
         return run_id
 
-    async def pending(self, run_id: str) -> str | None:
-        handle = self.client.get_workflow_handle(run_id)
-        return (await handle.query(BarePipeline.status)).pending
+    async def snapshot(self, run_id: str) -> Snapshot:
+        st = await self.client.get_workflow_handle(run_id).query(BarePipeline.status)
+        return Snapshot(st.pending, st.opened_at, st.decided_at)
 
     async def decide(self, run_id: str, checkpoint: str) -> None:
         handle = self.client.get_workflow_handle(run_id)
@@ -201,42 +217,52 @@ class Bare:
 
 
 @dataclass
+class Latencies:
+    """Milliseconds from a decision to the next checkpoint: seen by the client, and in
+    workflow time (decision applied -> next checkpoint opened, no poll resolution)."""
+
+    client: list[float] = field(default_factory=list)
+    workflow: list[float] = field(default_factory=list)
+
+
+@dataclass
 class Figures:
     system: str
     runs: int
-    wall_s: float
-    in_phase_ms: list[float] = field(default_factory=list)
-    closing_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    in_phase: Latencies = field(default_factory=Latencies)
+    closing: Latencies = field(default_factory=Latencies)
 
     @property
     def per_second(self) -> float:
         return self.runs / self.wall_s
 
 
-async def _until(probe: Callable[[], Awaitable[bool]], poll_s: float) -> None:
-    while not await probe():
+async def _wait_for(system: System, run_id: str, checkpoint: str, poll_s: float) -> Snapshot:
+    while True:
+        snap = await system.snapshot(run_id)
+        if snap.pending == checkpoint:
+            return snap
         await asyncio.sleep(poll_s)
 
 
 async def _drive(system: System, poll_s: float, figures: Figures) -> None:
     run_id = await system.start()
-
-    async def at(checkpoint: str) -> bool:
-        return await system.pending(run_id) == checkpoint
-
-    await _until(lambda: at(CHECKPOINTS[0]), poll_s)
-    for cp, following in zip(CHECKPOINTS, CHECKPOINTS[1:], strict=False):
+    await _wait_for(system, run_id, CHECKPOINTS[0], poll_s)
+    for cp, following in itertools.pairwise(CHECKPOINTS):
         await system.decide(run_id, cp)
         decided = time.perf_counter()
-        await _until(lambda nxt=following: at(nxt), poll_s)  # type: ignore[misc]
-        elapsed_ms = (time.perf_counter() - decided) * 1000
-        (figures.closing_ms if cp in CLOSES_PHASE else figures.in_phase_ms).append(elapsed_ms)
+        snap = await _wait_for(system, run_id, following, poll_s)
+        into = figures.closing if cp in CLOSES_PHASE else figures.in_phase
+        into.client.append((time.perf_counter() - decided) * 1000)
+        if snap.opened_at is not None and cp in snap.applied_at:
+            into.workflow.append((snap.opened_at - snap.applied_at[cp]).total_seconds() * 1000)
     await system.decide(run_id, CHECKPOINTS[-1])
     await system.result(run_id)
 
 
 async def measure(system: System, runs: int, poll_s: float) -> Figures:
-    figures = Figures(system.name, runs, 0.0)
+    figures = Figures(system.name, runs)
     began = time.perf_counter()
     await asyncio.gather(*(_drive(system, poll_s, figures) for _ in range(runs)))
     figures.wall_s = time.perf_counter() - began
@@ -247,34 +273,42 @@ async def measure(system: System, runs: int, poll_s: float) -> Figures:
 
 
 def _pct(values: Sequence[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if values else float("nan")
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def _pair(values: Sequence[float]) -> str:
+    return f"{_pct(values, 50):>6.0f} {_pct(values, 95):>6.0f}"
+
+
+HEADER = f"""\
+{"":<14} {"":>5} {"":>7} {"":>6}   decide -> next checkpoint, ms (p50 p95)
+{"":<14} {"":>5} {"":>7} {"":>6}   closing a phase        | inside a phase
+{"system":<14} {"runs":>5} {"wall s":>7} {"runs/s":>6}   {"client":>13} {"workflow":>13} | \
+{"client":>13} {"workflow":>13}"""
 
 
 def _row(f: Figures) -> str:
     return (
-        f"{f.system:<14} {f.runs:>5} {f.wall_s:>8.1f} {f.per_second:>11.1f} "
-        f"{_pct(f.in_phase_ms, 50):>9.0f} {_pct(f.in_phase_ms, 95):>9.0f} "
-        f"{_pct(f.closing_ms, 50):>9.0f} {_pct(f.closing_ms, 95):>9.0f}"
+        f"{f.system:<14} {f.runs:>5} {f.wall_s:>7.1f} {f.per_second:>6.2f}   "
+        f"{_pair(f.closing.client)} {_pair(f.closing.workflow)} | "
+        f"{_pair(f.in_phase.client)} {_pair(f.in_phase.workflow)}"
     )
-
-
-HEADER = (
-    f"{'system':<14} {'runs':>5} {'wall s':>8} {'pipelines/s':>11} "
-    f"{'ckpt p50':>9} {'ckpt p95':>9} {'phase p50':>9} {'phase p95':>9}\n"
-    f"{'':<14} {'':>5} {'':>8} {'':>11} {'(ms, decide -> next checkpoint in the same phase)':>19}\n"
-    f"{'':<14} {'':>5} {'':>8} {'':>11} {'(ms, decide closing a phase -> next phase checkpoint)':>19}"
-)
 
 
 def _ratio(ours: Figures, bare: Figures) -> str:
     def r(a: float, b: float) -> str:
         return f"{a / b:.2f}x" if b else "n/a"
 
+    def p50(x: Sequence[float], y: Sequence[float]) -> str:
+        return r(_pct(x, 50), _pct(y, 50))
+
     return (
-        f"boomerang/bare at {ours.runs}: pipelines/s {r(ours.per_second, bare.per_second)}, "
-        f"ckpt p50 {r(_pct(ours.in_phase_ms, 50), _pct(bare.in_phase_ms, 50))}, "
-        f"phase p50 {r(_pct(ours.closing_ms, 50), _pct(bare.closing_ms, 50))}, "
-        f"phase p95 {r(_pct(ours.closing_ms, 95), _pct(bare.closing_ms, 95))}"
+        f"boomerang/{bare.system} at {ours.runs}: runs/s {r(ours.per_second, bare.per_second)}; "
+        f"p50 closing a phase {p50(ours.closing.client, bare.closing.client)} client, "
+        f"{p50(ours.closing.workflow, bare.closing.workflow)} workflow; "
+        f"p50 inside a phase {p50(ours.in_phase.client, bare.in_phase.client)} client"
     )
 
 
@@ -329,6 +363,7 @@ async def _bench_on(
                 figures.append(await measure(system, n, poll_s))
                 print(_row(figures[-1]), flush=True)
             print(_ratio(figures[0], figures[1]), flush=True)
+            print(flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -336,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--runs", type=int, nargs="+", default=[50, 100],
                         help="concurrent pipelines per round (default: 50 100)")  # fmt: skip
-    parser.add_argument("--poll-ms", type=float, default=25, help="status poll interval")
+    parser.add_argument("--poll-ms", type=float, default=100, help="status poll interval")
     parser.add_argument("--compute-processes", type=int, default=4, help="local compute processes")
     parser.add_argument("--bare-signal", action="store_true", help="also time bare with signals")
     args = parser.parse_args(argv)

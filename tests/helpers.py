@@ -1,10 +1,10 @@
-"""Small waits the crash, CLI and replay tests share: conditions polled, never fixed sleeps."""
+"""Steps the tests share: waits on conditions (polled, never fixed sleeps) and decisions."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
@@ -13,9 +13,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from boomerang.client import BoomerangClient
-from boomerang.models.decisions import PipelineStatus, RunStatus
+from boomerang.models.decisions import DecisionInput, DecisionReceipt, PipelineStatus, RunStatus
 from boomerang.models.events import EventKind
-from boomerang.models.pipeline import PipelineSpec
+from boomerang.models.pipeline import Decision, PipelineSpec
 from boomerang.pipelines import startup_validation_pipeline
 
 T = TypeVar("T")
@@ -88,3 +88,25 @@ def expected_events(
             expected[(EventKind.CHECKPOINT_DECIDED.value, phase.name, cp.name)] += 1
     expected[(EventKind.PIPELINE_COMPLETED.value, spec.phases[-1].name, None)] += 1
     return expected
+
+
+async def decide(
+    client: BoomerangClient,
+    run_id: str,
+    checkpoint: str,
+    decision: Decision = Decision.APPROVE,
+    **kw: object,
+) -> DecisionReceipt:
+    """Wait for `checkpoint` to open, then decide it (by update) as alice."""
+    await wait_for_checkpoint(client, run_id, checkpoint)
+    return await client.decide(
+        run_id,
+        DecisionInput.model_validate(
+            {"checkpoint": checkpoint, "approver": "alice", "decision": decision, **kw}
+        ),
+    )
+
+
+async def approve_through(client: BoomerangClient, run_id: str, checkpoints: Sequence[str]) -> None:
+    for name in checkpoints:
+        await decide(client, run_id, name)

@@ -12,7 +12,7 @@ from boomerang.pipelines import startup_validation_pipeline
 from workflows.approvals import ApprovalBook, InvalidDecisionError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-ROSTER = {"founder": ("alice",), "finance": ("bob",)}
+ROSTER: dict[str, tuple[str, ...]] = {"founder": ("alice",), "finance": ("bob",)}
 
 
 def _book() -> ApprovalBook:

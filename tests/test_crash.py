@@ -198,8 +198,8 @@ async def test_worker_killed_mid_phase_retries_the_phase(
     tenant = f"crash-{uuid.uuid4().hex[:8]}"
     client = BoomerangClient(dev_env.client, task_queue=task_queue)
     log = tmp_path / "worker.log"
-    # A dead worker's phase is noticed after the heartbeat timeout; the activity beats
-    # every 2 s (activities.phases.HEARTBEAT_EVERY_S), so the timeout must exceed that.
+    # A dead worker's phase is retried once its heartbeat timeout passes; 4 s keeps the
+    # test short with a margin over the 2 s beat (activities.phases.HEARTBEAT_EVERY_S).
     base = startup_validation_pipeline()
     spec = base.model_copy(
         update={"phases": tuple(

@@ -11,7 +11,7 @@ from boomerang.models.decisions import DecisionInput, RunStatus
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.pipelines import startup_validation_pipeline
 from tests.fixtures.temporal import StartWorker
-from tests.steps import BRIEF, CHECKPOINTS, approve_through, decide, wait_for
+from tests.helpers import BRIEF, CHECKPOINTS, approve_through, decide, wait_for_checkpoint
 
 ROSTER = {"founder": ("alice",), "advisor": ("carol",), "finance": ("bob",)}
 
@@ -36,7 +36,7 @@ async def test_bad_updates_are_rejected_with_a_reason(
 ) -> None:
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input())
-        await wait_for(client, run_id, "approve_founders_brief")
+        await wait_for_checkpoint(client, run_id, "approve_founders_brief")
 
         assert "unknown checkpoint 'approve_everything'" in await _refused(
             client, run_id, checkpoint="approve_everything"
@@ -67,7 +67,7 @@ async def test_roles_decide_their_own_checkpoints(
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input())
         await approve_through(client, run_id, CHECKPOINTS[:5])
-        await wait_for(client, run_id, "approve_spend_increase")
+        await wait_for_checkpoint(client, run_id, "approve_spend_increase")
         assert "allowed roles: founder, finance" in await _refused(
             client, run_id, checkpoint="approve_spend_increase", approver="carol"
         )
@@ -85,7 +85,7 @@ async def test_iterate_and_pivot_are_bounded(dev_env: WorkflowEnvironment, start
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input(spec=spec))
         await decide(client, run_id, "approve_founders_brief", Decision.ITERATE, comment="again")
-        await wait_for(client, run_id, "approve_founders_brief")
+        await wait_for_checkpoint(client, run_id, "approve_founders_brief")
         # The status shows the first iterate before the next one is refused.
         assert (await client.status(run_id)).iterations["onboarding"] == 1
         message = await _refused(client, run_id, checkpoint="approve_founders_brief", decision="iterate")
@@ -102,7 +102,7 @@ async def test_pivot_target_must_be_an_earlier_phase(
     async with start_worker(dev_env) as client:
         run_id = await client.start_pipeline(_input())
         await approve_through(client, run_id, CHECKPOINTS[:6])
-        await wait_for(client, run_id, "approve_desirability_gate")
+        await wait_for_checkpoint(client, run_id, "approve_desirability_gate")
         assert "target_phase must be this phase or an earlier one (0..2), got 'viability'" in await _refused(
             client,
             run_id,
@@ -135,7 +135,7 @@ async def test_same_decision_id_twice_is_a_no_op(
             "approve",
             {"checkpoint": "approve_founders_brief", "approver": "alice", "decision_id": "d-1"},
         )
-        status = await wait_for(client, run_id, "approve_customer_profile")
+        status = await wait_for_checkpoint(client, run_id, "approve_customer_profile")
 
     assert first.status == "applied" and again.status == "duplicate"
     assert again.decision_id == first.decision_id == "d-1"
@@ -161,7 +161,7 @@ async def test_signals_decide_hold_and_refuse(
             {"checkpoint": "approve_founders_brief", "approver": "alice", "decision": "approve"},
         )
         await handle.signal("approve", {"checkpoint": "approve_founders_brief", "approver": "alice"})
-        status = await wait_for(client, run_id, "approve_vpc_completion")
+        status = await wait_for_checkpoint(client, run_id, "approve_vpc_completion")
         await handle.signal(
             "reject", {"checkpoint": "approve_vpc_completion", "approver": "alice", "comment": "no"}
         )

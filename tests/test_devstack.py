@@ -16,7 +16,7 @@ from boomerang.devstack import search_attribute_flags
 from boomerang.models.decisions import DecisionInput, RunStatus
 from boomerang.models.pipeline import PipelineInput
 from boomerang.settings import Settings
-from tests.steps import BRIEF, wait_for
+from tests.helpers import BRIEF, wait_for_checkpoint
 
 BOOMERANG = str(Path(sys.executable).parent / "boomerang")
 
@@ -66,9 +66,9 @@ async def test_dev_stack_runs_a_pipeline_and_resumes_it_after_a_restart(tmp_path
         assert f"http://localhost:{ui_port}/namespaces/default/workflows" in banner
         client = await BoomerangClient.connect(settings)
         run_id = await client.start_pipeline(PipelineInput(tenant="acme", project_id="p", brief=BRIEF))
-        await wait_for(client, run_id, "approve_founders_brief", timeout_s=60)
+        await wait_for_checkpoint(client, run_id, "approve_founders_brief", timeout_s=60)
         await client.decide(run_id, DecisionInput(checkpoint="approve_founders_brief", approver="alice"))
-        await wait_for(client, run_id, "approve_customer_profile", timeout_s=60)
+        await wait_for_checkpoint(client, run_id, "approve_customer_profile", timeout_s=60)
 
     assert (tmp_path / "state" / "temporal" / "temporal.db").exists()
 

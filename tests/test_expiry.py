@@ -11,7 +11,7 @@ from boomerang.models.decisions import RunStatus
 from boomerang.models.pipeline import ExpiryPolicy, PipelineInput, PipelineSpec
 from boomerang.pipelines import startup_validation_pipeline
 from tests.fixtures.temporal import StartWorker
-from tests.steps import BRIEF
+from tests.helpers import BRIEF
 
 
 def _first_checkpoint_proceeds_on_expiry() -> PipelineSpec:

@@ -20,7 +20,9 @@ PAYLOAD = {
 async def test_runs_a_phase_function_and_returns_its_result(backend: LocalBackend) -> None:
     raw = await backend.call("phase_0_onboarding", PAYLOAD, timeout_s=30)
     result = FunctionResult.model_validate(raw)
-    assert result.output["founders_brief"]["problem"] == ["Clinics struggle with billing."]  # type: ignore[index]
+    brief = result.output["founders_brief"]
+    assert isinstance(brief, dict)
+    assert brief["problem"] == ["Clinics struggle with billing."]
     assert result.finished_at >= result.started_at
 
 

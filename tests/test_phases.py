@@ -25,8 +25,8 @@ def test_onboarding_extracts_problem_solution_and_ranks_hedged_claims() -> None:
     assert isinstance(brief, dict)
     assert brief["problem"] == ["Owners struggle to find walkers they trust, and booking is slow and manual."]
     assert brief["solution"] == ["We build a mobile app with payments for dog walkers."]
-    top = out["assumptions"][0]  # type: ignore[index]
-    assert top["claim"].startswith("We believe")  # type: ignore[index]
+    top = out["assumptions"][0]
+    assert top["claim"].startswith("We believe")
 
 
 def test_sample_size_matches_the_textbook_formula() -> None:

@@ -8,6 +8,7 @@ written to the Charter and the Ledger by an activity.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,10 +59,18 @@ class ValidationPipeline:
         self._phase_index: int | None = None
         self._outputs: dict[str, JsonValue] = {}
         self._outbox: list[RunEvent] = []
+        self._recording = False
         self._seq = 0
 
     @workflow.run
     async def run(self, inp: PipelineInput) -> PipelineResult:
+        recorder = asyncio.create_task(self._record_forever())
+        try:
+            return await self._run_phases(inp)
+        finally:
+            recorder.cancel()
+
+    async def _run_phases(self, inp: PipelineInput) -> PipelineResult:
         self._emit(EventKind.PIPELINE_STARTED, message=f"Validation of {inp.project_id} started")
         feedback: dict[str, list[str]] = {p.name: [] for p in self._spec.phases}
         hypothesis: str | None = None
@@ -100,7 +109,6 @@ class ValidationPipeline:
         self._publish(RunStatus.RUNNING)
         iteration = self._book.iterations[phase.name]
         self._emit(EventKind.PHASE_STARTED, phase=phase.name, message=f"{phase.title} started")
-        await self._flush()
         request = PhaseRequest(
             run_id=workflow.info().workflow_id,
             phase=phase.name,
@@ -117,6 +125,7 @@ class ValidationPipeline:
                 RunPhaseInput(
                     function=phase.function,
                     timeout_s=phase.timeout.total_seconds(),
+                    heartbeat_every_s=phase.heartbeat_timeout.total_seconds() / 3,
                     request=request,
                 ),
                 start_to_close_timeout=phase.timeout + timedelta(minutes=1),
@@ -215,18 +224,14 @@ class ValidationPipeline:
         )
 
     async def _wait_settled(self, name: str, until: datetime) -> bool:
-        """Wait until `name` is decided or `until`; events queued meanwhile are written."""
-        while not self._book.settled(name):
-            await self._flush()
-            remaining = until - workflow.now()
-            if remaining <= timedelta(0):
-                return False
-            try:
-                await workflow.wait_condition(
-                    lambda: self._book.settled(name) or bool(self._outbox), timeout=remaining
-                )
-            except TimeoutError:
-                return self._book.settled(name)
+        """Wait until `name` is decided (True) or `until` passes (False)."""
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return self._book.settled(name)
+        try:
+            await workflow.wait_condition(lambda: self._book.settled(name), timeout=remaining)
+        except TimeoutError:
+            return self._book.settled(name)
         return True
 
     # -- decisions: update, signals ----------------------------------------------
@@ -314,15 +319,29 @@ class ValidationPipeline:
             details={"reason": reason, "via": via},
         )
 
-    async def _flush(self) -> None:
-        while self._outbox:
+    async def _record_forever(self) -> None:
+        """Write queued events in order, one batch at a time, beside the main flow.
+
+        The run never waits on its own bookkeeping (a decision moves it on at once);
+        batches stay sequential so the Ledger's order is the order things happened.
+        """
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox))
             batch, self._outbox = tuple(self._outbox), []
-            await workflow.execute_activity_method(
-                RecordActivities.record_events,
-                RecordEventsInput(events=batch),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_RECORD_RETRY,
-            )
+            self._recording = True
+            try:
+                await workflow.execute_activity_method(
+                    RecordActivities.record_events,
+                    RecordEventsInput(events=batch),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=_RECORD_RETRY,
+                )
+            finally:
+                self._recording = False
+
+    async def _flush(self) -> None:
+        """Wait until every queued event is written."""
+        await workflow.wait_condition(lambda: not self._outbox and not self._recording)
 
     async def _finish(self, status: RunStatus, reason: str) -> PipelineResult:
         kind = {

@@ -59,7 +59,7 @@ class PhaseSpec(BaseModel):
     function: str = Field(description="Name of the compute function in modal_app.")
     timeout: timedelta = timedelta(hours=1)
     # How soon a dead worker is noticed and the phase retried on another one.
-    heartbeat_timeout: timedelta = timedelta(seconds=30)
+    heartbeat_timeout: timedelta = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))
     max_attempts: int = Field(default=3, ge=1, le=100)
     checkpoints: tuple[CheckpointSpec, ...] = ()
     max_iterations: int = Field(default=3, ge=0, le=20)
