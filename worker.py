@@ -18,36 +18,59 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.compute import ComputeBackend
+from activities.dispatch import DispatchActivities, Dispatcher
+from activities.limits import ConcurrencyLimits
 from activities.local_backend import LocalBackend
-from activities.phases import PhaseActivities
 from activities.records import EventSink, RecordActivities
+from activities.tasks import TaskActivities
 from boomerang.connect import connect_temporal
 from boomerang.logs import configure_logging
+from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.recorder import EventStore, open_pool
 from workflows.pipeline import ValidationPipeline
+from workflows.task import BoomerAngTask
 
 log = structlog.get_logger()
 
 
-def build_worker(client: Client, *, task_queue: str, backend: ComputeBackend, events: EventSink) -> Worker:
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    backend: ComputeBackend,
+    events: EventSink,
+    prices: PriceTable | None = None,
+) -> Worker:
+    """A worker for every Boomerang workflow; `prices` defaults to the packaged table."""
+    prices = prices or load_price_table(env={})
+    dispatcher = Dispatcher(backend, events, prices)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ValidationPipeline],
-        activities=[PhaseActivities(backend).run_phase, RecordActivities(events).record_events],
+        workflows=[ValidationPipeline, BoomerAngTask],
+        activities=[
+            DispatchActivities(dispatcher).dispatch,
+            TaskActivities(prices).plan_task,
+            RecordActivities(events).record_events,
+        ],
         # Cancellation and heartbeats must reach activities promptly after a stop.
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
 
 
 def build_backend(settings: Settings) -> ComputeBackend:
-    if settings.compute_backend is ComputeBackendName.LOCAL:
-        return LocalBackend(max_concurrency=settings.local_max_concurrency)
-    raise ValueError(
-        f"compute backend {settings.compute_backend.value!r} is not available in this build; "
-        "set BOOMERANG_COMPUTE_BACKEND=local"
+    limits = ConcurrencyLimits(
+        default=settings.compute_max_in_flight,
+        per_function=settings.compute_function_limits,
+        per_gpu=settings.compute_gpu_limits,
     )
+    if settings.compute_backend is ComputeBackendName.MODAL:
+        # Imported here: `import modal` costs a local-only worker most of a second.
+        from activities.modal_backend import ModalBackend
+
+        return ModalBackend(app_name=settings.modal_app_name, limits=limits, poll_s=settings.modal_poll_s)
+    return LocalBackend(max_concurrency=settings.local_max_concurrency, limits=limits)
 
 
 @contextlib.asynccontextmanager
@@ -64,6 +87,7 @@ async def running_worker(
             task_queue=settings.temporal_task_queue,
             backend=backend,
             events=EventStore(pool),
+            prices=load_price_table(settings.price_table, env={}),
         )
         async with worker:
             log.info(

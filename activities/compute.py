@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from temporalio import activity
+
 
 class ComputeError(Exception):
     """A compute function failed. `permanent` means a retry cannot help."""
@@ -32,3 +34,17 @@ class ComputeBackend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def cancel_is_final() -> bool:
+    """Whether a cancellation means nobody will come back for the call's result.
+
+    A cancel the workflow asked for, a reset, or an activity the server no longer knows
+    are final. A worker shutting down, a heartbeat timeout or a pause are not: Temporal
+    will retry the activity and the retry re-attaches, so cancelling would waste the work
+    done so far. Outside an activity, a cancelled task is always final.
+    """
+    if not activity.in_activity():
+        return True
+    details = activity.cancellation_details()
+    return details is not None and (details.cancel_requested or details.reset or details.not_found)

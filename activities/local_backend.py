@@ -14,6 +14,8 @@ import sys
 from typing import Any
 
 from activities.compute import ComputeError, ComputeTimeoutError
+from activities.limits import ConcurrencyLimits
+from modal_app.functions import UnknownFunctionError, lookup
 
 # Replies carry whole phase outputs; the default 64 KiB line limit is too small.
 _LINE_LIMIT = 64 * 1024 * 1024
@@ -65,17 +67,26 @@ class _Process:
             await self.kill()
 
 
+def _gpu_of(name: str) -> str | None:
+    try:
+        return lookup(name).gpu
+    except UnknownFunctionError:
+        return None  # the compute process reports the unknown name as a permanent error
+
+
 class LocalBackend:
     """Runs compute functions in up to `max_concurrency` local processes."""
 
-    def __init__(self, *, max_concurrency: int = 4) -> None:
+    def __init__(self, *, max_concurrency: int = 4, limits: ConcurrencyLimits | None = None) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._limits = limits or ConcurrencyLimits()
         self._idle: list[_Process] = []
 
     async def call(self, name: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
-        async with self._slots:
+        # The per-function/GPU limit first, so a call waiting on it holds no process.
+        async with self._limits.slot(function=name, gpu=_gpu_of(name)), self._slots:
             process = self._idle.pop() if self._idle else await _Process.start()
             try:
                 reply = await asyncio.wait_for(process.request(name, payload), timeout_s)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
@@ -16,14 +17,18 @@ from boomerang.client import BoomerangClient
 from boomerang.errors import BoomerangError, InvalidDecisionError, UnknownRunError
 from boomerang.models.decisions import DecisionInput, PipelineStatus
 from boomerang.models.pipeline import Decision, PipelineInput
+from boomerang.models.tasks import TaskInput
 from boomerang.settings import Settings
-from boomerang.store.cli import charter_command, ledger_app
+from boomerang.store.cli import charter_command, cost_command, ledger_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Start validation pipelines.")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(ledger_app, name="ledger")
 app.command("charter", help="What the customer sees of a run (the Charter).")(charter_command)
+app.command("cost", help="What a run has cost, by phase and specialist.")(cost_command)
+task_app = typer.Typer(no_args_is_help=True, help="Run Boomer_Ang specialist tasks.")
+app.add_typer(task_app, name="task")
 
 T = TypeVar("T")
 
@@ -74,6 +79,38 @@ def pipeline_start(
         return await (await BoomerangClient.connect(settings)).start_pipeline(inp)
 
     typer.echo(_run(start))
+
+
+@task_app.command("run")
+def task_run(
+    task_type: Annotated[str, typer.Option("--type", help="e.g. code_generation, research, design.")],
+    payload: Annotated[str, typer.Option(help="The task's JSON payload.")] = "{}",
+    specialist: Annotated[str | None, typer.Option(help="e.g. Code_Ang; default: by task type.")] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant the task belongs to.")] = "default",
+    max_cost_usd: Annotated[float | None, typer.Option(help="Refuse to start above this estimate.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait and print the outcome as JSON.")] = True,
+) -> None:
+    """Run one specialist task on compute; prints its id (and, with --wait, its outcome)."""
+    try:
+        inp = TaskInput.model_validate(
+            {
+                "tenant": tenant, "task_type": task_type, "boomer_ang_id": specialist,
+                "payload": json.loads(payload),
+                "max_cost_usd": None if max_cost_usd is None else str(max_cost_usd),
+            }
+        )  # fmt: skip
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def run(settings: Settings) -> str:
+        client = await BoomerangClient.connect(settings)
+        task_id = await client.start_task(inp)
+        if not wait:
+            return task_id
+        typer.echo(task_id)
+        return (await client.task_result(task_id)).model_dump_json(indent=2)
+
+    typer.echo(_run(run))
 
 
 @app.command()
@@ -178,6 +215,8 @@ def worker() -> None:
 def main() -> None:
     """Entry point; exits hard after flushing so the SDK's exit-time abort cannot
     replace a finished command's status (sdk-python #300)."""
+    # pgserver asks platformdirs for a runtime dir that headless machines lack; harmless.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     code = 0
     try:
         app()

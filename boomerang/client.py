@@ -12,14 +12,14 @@ import re
 import secrets
 
 from pydantic import BaseModel, ConfigDict
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from boomerang.connect import connect_temporal
-from boomerang.constants import PIPELINE_WORKFLOW, SA_STATUS, SA_TENANT, TASK_QUEUE
-from boomerang.errors import InvalidDecisionError, UnknownRunError
+from boomerang.constants import PIPELINE_WORKFLOW, SA_STATUS, SA_TENANT, TASK_QUEUE, TASK_WORKFLOW
+from boomerang.errors import InvalidDecisionError, TaskFailedError, UnknownRunError
 from boomerang.models.decisions import (
     CheckpointView,
     DecisionInput,
@@ -29,6 +29,7 @@ from boomerang.models.decisions import (
     RunStatus,
 )
 from boomerang.models.pipeline import PipelineInput
+from boomerang.models.tasks import TaskInput, TaskOutcome
 from boomerang.settings import Settings
 
 _SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
@@ -100,6 +101,31 @@ class BoomerangClient:
 
     async def result(self, run_id: str) -> PipelineResult:
         return await self._handle(run_id).result()
+
+    async def start_task(self, inp: TaskInput, *, task_id: str | None = None) -> str:
+        """Start a `BoomerAngTask`; its id is also its run id when it runs alone."""
+        task_id = task_id or f"task-{_SLUG.sub('-', inp.task_type)[:40]}-{secrets.token_hex(4)}"
+        await self.temporal.start_workflow(
+            TASK_WORKFLOW,
+            inp,
+            id=task_id,
+            task_queue=self._task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(SA_TENANT, inp.tenant)]),
+            static_summary=f"{inp.boomer_ang_id or 'Boomer_Ang'} task · {inp.task_type} · {inp.tenant}",
+        )
+        return task_id
+
+    async def task_result(self, task_id: str) -> TaskOutcome:
+        """The task's outcome; raises `TaskFailedError` with the reason when it failed."""
+        handle = self.temporal.get_workflow_handle(task_id, result_type=TaskOutcome)
+        try:
+            outcome: TaskOutcome = await handle.result()
+        except WorkflowFailureError as exc:
+            cause = exc.cause
+            raise TaskFailedError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from exc
+        except RPCError as exc:
+            raise _rpc_error(task_id, exc) from exc
+        return outcome
 
     async def pending_approvals(self, tenant: str | None = None) -> list[PendingApproval]:
         query = (

@@ -4,6 +4,7 @@ from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "boomerang"
 PIPELINE_WORKFLOW = "ValidationPipeline"
+TASK_WORKFLOW = "BoomerAngTask"
 
 # Typed search attributes, upserted as a run moves so the Temporal UI can list
 # every run waiting on a human (e.g. `BoomerangAwaiting IS NOT NULL`).

@@ -13,3 +13,7 @@ class UnknownRunError(BoomerangError):
 
 class InvalidDecisionError(BoomerangError):
     """The run refused a decision; the message says why."""
+
+
+class TaskFailedError(BoomerangError):
+    """A specialist task failed or was refused (unknown type, bad payload, over budget)."""

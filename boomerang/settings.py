@@ -43,7 +43,16 @@ class Settings(BaseSettings):
 
     compute_backend: ComputeBackendName = ComputeBackendName.LOCAL
     local_max_concurrency: int = Field(default=4, ge=1, le=1024)
+    # In-flight compute calls: a burst beyond what the remote side is sized for fails
+    # there, so calls wait here instead (per function by default, per GPU class, JSON).
+    compute_max_in_flight: int | None = Field(default=8, ge=1)
+    compute_function_limits: dict[str, int] = Field(default_factory=dict)
+    compute_gpu_limits: dict[str, int] = Field(default_factory=dict)
     modal_app_name: str = "boomerang"
+    # How often a Modal call is polled (and heartbeated); keep <= heartbeat timeout / 3.
+    modal_poll_s: float = Field(default=5.0, gt=0)
+    # None: the price table shipped with Boomerang (boomerang/prices/).
+    price_table: Path | None = None
 
     log_level: str = "INFO"
     log_json: bool = False

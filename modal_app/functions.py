@@ -1,73 +1,184 @@
-"""Registry of compute functions: name -> body and its limits.
+"""Registry of compute functions: name -> request model, body and resources.
 
 `invoke` is the one entry point both backends use: the local backend calls it in a
-worker process, and each Modal function in `app.py` calls it inside its container,
-so the same body runs in both places.
+worker process, and each Modal function in `app.py` calls it (through `call`) inside
+its container, so the same body runs in both places. The resources recorded here
+(GPU, CPU, memory, timeout) are the ones `app.py` deploys with, so the costing of a
+result uses what Modal actually bills for.
+
+Specialist task functions are registered by `modal_app.specialists`, which this
+module loads on first lookup (it imports this module, so not at the top).
 """
 
 from __future__ import annotations
 
+import os
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import JsonValue
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from modal_app import phases
-from modal_app.contracts import FunctionResult, PhaseRequest
+from modal_app.contracts import (
+    FunctionError,
+    FunctionOutput,
+    FunctionResult,
+    PermanentError,
+    PhaseRequest,
+)
 
 MINUTES = 60
 
+RequestT = TypeVar("RequestT", bound=BaseModel)
+Body = Callable[[RequestT], FunctionOutput | dict[str, JsonValue] | dict[str, Any]]
+
 
 @dataclass(frozen=True)
-class ComputeFunction:
+class ComputeFunction(Generic[RequestT]):
+    """A body and the resources it runs with (on Modal, and for costing)."""
+
     name: str
-    body: Callable[[PhaseRequest], dict[str, JsonValue]]
+    body: Body[RequestT]
     timeout_s: float
     gpu: str | None = None
+    request_model: type[RequestT] = PhaseRequest  # type: ignore[assignment]
+    cpu: float = 1.0
+    memory_mib: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"function name {self.name!r} must be a Python identifier (Modal needs one)")
+        if self.timeout_s <= 0 or self.cpu <= 0 or self.memory_mib <= 0:
+            raise ValueError(f"{self.name}: timeout_s, cpu and memory_mib must be positive")
 
 
-PHASE_FUNCTIONS: dict[str, ComputeFunction] = {
+def _phase(name: str, body: Body[PhaseRequest]) -> ComputeFunction[PhaseRequest]:
+    # Phases orchestrate LLM calls: CPU-bound when not waiting on the network, 4 GiB.
+    return ComputeFunction(name, body, 60 * MINUTES, cpu=2.0, memory_mib=4096)
+
+
+PHASE_FUNCTIONS: dict[str, ComputeFunction[Any]] = {
     f.name: f
     for f in (
-        ComputeFunction("phase_0_onboarding", phases.onboarding, 60 * MINUTES),
-        ComputeFunction("phase_1_vpc_discovery", phases.vpc_discovery, 60 * MINUTES),
-        ComputeFunction("phase_2_desirability", phases.desirability, 60 * MINUTES),
-        ComputeFunction("phase_3_feasibility", phases.feasibility, 60 * MINUTES),
-        ComputeFunction("phase_4_viability", phases.viability, 60 * MINUTES),
+        _phase("phase_0_onboarding", phases.onboarding),
+        _phase("phase_1_vpc_discovery", phases.vpc_discovery),
+        _phase("phase_2_desirability", phases.desirability),
+        _phase("phase_3_feasibility", phases.feasibility),
+        _phase("phase_4_viability", phases.viability),
     )
 }
+
+_REGISTRY: dict[str, ComputeFunction[Any]] = dict(PHASE_FUNCTIONS)
 
 
 class UnknownFunctionError(LookupError):
     """The named compute function is not registered."""
 
 
-def lookup(name: str) -> ComputeFunction:
+def register(fn: ComputeFunction[Any], *, replace: bool = False) -> ComputeFunction[Any]:
+    """Add a compute function; a name already taken is an error unless `replace`."""
+    if fn.name in _REGISTRY and not replace and _REGISTRY[fn.name] is not fn:
+        raise ValueError(f"compute function {fn.name!r} is already registered")
+    _REGISTRY[fn.name] = fn
+    return fn
+
+
+def unregister(name: str) -> None:
+    """Remove a registered function (tests, plugins being reloaded); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_builtins() -> None:
+    import modal_app.specialists  # noqa: F401 — registers the built-in specialists
+
+
+def registered() -> dict[str, ComputeFunction[Any]]:
+    """Every registered function, phases and specialist tasks, by name."""
+    _load_builtins()
+    return dict(_REGISTRY)
+
+
+def lookup(name: str) -> ComputeFunction[Any]:
+    _load_builtins()
     try:
-        return PHASE_FUNCTIONS[name]
+        return _REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(PHASE_FUNCTIONS))
+        known = ", ".join(sorted(_REGISTRY))
         raise UnknownFunctionError(f"no compute function {name!r}; known: {known}") from None
 
 
+def _runtime() -> Literal["local", "modal"]:
+    # Modal sets MODAL_IS_REMOTE=1 in every Function container; importing modal to ask
+    # would cost the local worker a second per process start.
+    return "modal" if os.environ.get("MODAL_IS_REMOTE") == "1" else "local"
+
+
 def invoke(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one function on a JSON payload and return a JSON `FunctionResult`."""
+    """Run one function on a JSON payload and return a JSON `FunctionResult`.
+
+    Raises what the body raises: `ValueError` (pydantic's `ValidationError` is one)
+    and `PermanentError` for bad input, anything else for failures a retry may fix.
+    """
     fn = lookup(name)
-    request = PhaseRequest.model_validate(payload)
+    request = fn.request_model.model_validate(payload)
     started = datetime.now(UTC)
-    # Lets a caller stand in for a long phase (demos, crash drills) without a model.
-    work = float(request.context.get("work_seconds", 0) or 0)  # type: ignore[arg-type]
+    # Lets a caller stand in for a long call (demos, crash drills) without a model.
+    context = getattr(request, "context", None) or {}
+    work = float(context.get("work_seconds", 0) or 0)
     if work > 0:
         time.sleep(work)
-    output = fn.body(request)
+    raw = fn.body(request)
+    out = raw if isinstance(raw, FunctionOutput) else FunctionOutput(output=raw)
     result = FunctionResult(
-        output=output,
-        summary=f"{name} finished",
+        output=out.output,
+        summary=out.summary or f"{name} finished",
         started_at=started,
         finished_at=datetime.now(UTC),
         gpu_type=fn.gpu,
+        usage=out.usage,
+        function=name,
+        cpu=fn.cpu,
+        memory_mib=fn.memory_mib,
+        device=out.device,
+        runtime=_runtime(),
+        warnings=out.warnings,
     )
     return result.model_dump(mode="json")
+
+
+# Errors that no retry can fix: the input, the function name or the credentials are wrong.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    ValidationError,
+    ValueError,
+    TypeError,
+    KeyError,
+    UnknownFunctionError,
+    PermanentError,
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    return isinstance(exc, PERMANENT_ERRORS)
+
+
+def call(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """`invoke`, with failures returned as data: `{"ok": result}` or `{"error": FunctionError}`.
+
+    The reply protocol both backends share. On Modal it keeps a permanent failure
+    from being retried by the platform (its retries are for lost containers), and no
+    exception class has to be unpickled on the caller's side.
+    """
+    try:
+        return {"ok": invoke(name, payload)}
+    except Exception as exc:  # every failure goes back to the caller as data
+        error = FunctionError(
+            type=type(exc).__name__,
+            message=str(exc),
+            permanent=is_permanent(exc),
+            traceback=traceback.format_exc(),
+        )
+        return {"error": error.model_dump(mode="json")}

@@ -11,30 +11,20 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import traceback
 from typing import Any, TextIO
 
-from pydantic import ValidationError
-
-from modal_app.functions import UnknownFunctionError, invoke
-
-# Errors that no retry can fix: the input or the function name is wrong.
-PERMANENT = (ValidationError, ValueError, TypeError, UnknownFunctionError)
+from modal_app.functions import call
 
 
 def handle(line: str) -> dict[str, Any]:
+    """One request line -> one reply: `functions.call`'s `{"ok": ...}` / `{"error": ...}`."""
     try:
         request = json.loads(line)
-        return {"ok": invoke(request["name"], request["payload"])}
-    except Exception as exc:  # every failure goes back to the caller as data
-        return {
-            "error": {
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "permanent": isinstance(exc, (*PERMANENT, KeyError, json.JSONDecodeError)),
-                "traceback": traceback.format_exc(),
-            }
-        }
+        name, payload = request["name"], request["payload"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return {"error": {"type": type(exc).__name__, "message": f"malformed request: {exc}",
+                          "permanent": True, "traceback": ""}}  # fmt: skip
+    return call(name, payload)
 
 
 def serve(requests: TextIO, replies: TextIO) -> None:

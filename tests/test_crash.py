@@ -116,7 +116,7 @@ async def _phase_running(env: WorkflowEnvironment, run_id: str) -> None:
         desc = await env.client.get_workflow_handle(run_id).describe()
         started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         return True if any(
-            a.activity_type.name == "run_phase" and a.state == started
+            a.activity_type.name == "dispatch" and a.state == started
             for a in desc.raw_description.pending_activities
         ) else None  # fmt: skip
 
@@ -124,7 +124,7 @@ async def _phase_running(env: WorkflowEnvironment, run_id: str) -> None:
 
 
 async def _phase_attempts(env: WorkflowEnvironment, run_id: str) -> list[int]:
-    """The attempt number of every run_phase activity that completed, in order."""
+    """The attempt number of every dispatch activity that completed, in order."""
     history = await env.client.get_workflow_handle(run_id).fetch_history()
     scheduled: dict[int, str] = {}
     started: dict[int, int] = {}
@@ -137,7 +137,7 @@ async def _phase_attempts(env: WorkflowEnvironment, run_id: str) -> list[int]:
             started[attrs.scheduled_event_id] = attrs.attempt
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sched = event.activity_task_completed_event_attributes.scheduled_event_id
-            if scheduled[sched] == "run_phase":
+            if scheduled[sched] == "dispatch":
                 attempts.append(started[sched])
     return attempts
 

@@ -42,7 +42,13 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
     assert feasibility["components"] == ["api"]
 
     ledger = await ledger_for_run(store_pool, run_id)  # type: ignore[arg-type]
-    kinds = [EventKind(row.kind) for row in ledger.entries]
+    attempts = [row for row in ledger.entries if row.kind == EventKind.COMPUTE_ATTEMPT]
+    kinds = [EventKind(row.kind) for row in ledger.entries if row.kind != EventKind.COMPUTE_ATTEMPT]
+    # Each phase ran once, and each run was costed (instant phases cost fractions of
+    # a cent, so some round to zero); the run's total is their sum.
+    assert sorted(row.phase or "" for row in attempts) == sorted(result.outputs)
+    assert all(row.total_cost is not None for row in attempts)
+    assert ledger.total_cost == sum(row.total_cost or 0 for row in attempts)
     assert kinds.count(EventKind.PHASE_COMPLETED) == 5
     assert kinds.count(EventKind.CHECKPOINT_OPENED) == 10
     assert kinds.count(EventKind.CHECKPOINT_DECIDED) == 10

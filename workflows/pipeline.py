@@ -8,7 +8,6 @@ written to the Charter and the Ledger by an activity.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,8 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue, ValidationError
 
-    from activities.phases import PhaseActivities, RunPhaseInput
-    from activities.records import RecordActivities, RecordEventsInput
+    from activities.dispatch import DispatchActivities
     from boomerang.constants import PIPELINE_WORKFLOW, SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
     from boomerang.models.decisions import (
         DecisionInput,
@@ -30,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         PipelineStatus,
         RunStatus,
     )
-    from boomerang.models.events import EventKind, RunEvent
+    from boomerang.models.events import EventKind
     from boomerang.models.pipeline import (
         CheckpointSpec,
         Decision,
@@ -38,13 +36,14 @@ with workflow.unsafe.imports_passed_through():
         PhaseSpec,
         PipelineInput,
     )
+    from boomerang.models.tasks import Attribution, DispatchInput
     from boomerang.pipelines import startup_validation_pipeline
     from modal_app.contracts import FunctionResult, PhaseRequest
     from workflows.approvals import ApprovalBook, InvalidDecisionError
+    from workflows.recording import EventLog
 
 INVALID_DECISION = "InvalidDecision"
 PHASE_FAILED = "PhaseFailed"
-_RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 _CONTINUE = (Decision.APPROVE, Decision.OVERRIDE_PROCEED)
 
 
@@ -58,17 +57,17 @@ class ValidationPipeline:
         self._status = RunStatus.RUNNING
         self._phase_index: int | None = None
         self._outputs: dict[str, JsonValue] = {}
-        self._outbox: list[RunEvent] = []
-        self._recording = False
-        self._seq = 0
+        self._events = EventLog(
+            run_id=workflow.info().workflow_id, tenant=inp.tenant, project_id=inp.project_id
+        )
 
     @workflow.run
     async def run(self, inp: PipelineInput) -> PipelineResult:
-        recorder = asyncio.create_task(self._record_forever())
+        writer = self._events.start()
         try:
             return await self._run_phases(inp)
         finally:
-            recorder.cancel()
+            writer.cancel()
 
     async def _run_phases(self, inp: PipelineInput) -> PipelineResult:
         self._emit(EventKind.PIPELINE_STARTED, message=f"Validation of {inp.project_id} started")
@@ -120,13 +119,19 @@ class ValidationPipeline:
             context=self._inp.context,
         )
         try:
-            result = await workflow.execute_activity_method(
-                PhaseActivities.run_phase,
-                RunPhaseInput(
+            outcome = await workflow.execute_activity_method(
+                DispatchActivities.dispatch,
+                DispatchInput(
                     function=phase.function,
+                    payload=request.model_dump(mode="json"),
                     timeout_s=phase.timeout.total_seconds(),
                     heartbeat_every_s=phase.heartbeat_timeout.total_seconds() / 3,
-                    request=request,
+                    attribution=Attribution(
+                        run_id=self._events.run_id,
+                        tenant=self._inp.tenant,
+                        project_id=self._inp.project_id,
+                        phase=phase.name,
+                    ),
                 ),
                 start_to_close_timeout=phase.timeout + timedelta(minutes=1),
                 heartbeat_timeout=phase.heartbeat_timeout,
@@ -146,6 +151,7 @@ class ValidationPipeline:
             raise ApplicationError(
                 f"phase {phase.name} failed: {detail}", type=PHASE_FAILED, non_retryable=True
             ) from exc
+        result = outcome.result
         self._outputs[phase.name] = result.output
         self._emit(
             EventKind.PHASE_COMPLETED,
@@ -294,20 +300,9 @@ class ValidationPipeline:
     # -- events and visibility ---------------------------------------------------
 
     def _emit(self, kind: EventKind, **fields: Any) -> None:
-        self._seq += 1
         phase = self._current_phase()
         fields.setdefault("phase", phase.name if phase else None)
-        self._outbox.append(
-            RunEvent(
-                event_key=f"{workflow.info().workflow_id}/{self._seq:05d}/{kind.value}",
-                run_id=workflow.info().workflow_id,
-                tenant=self._inp.tenant,
-                project_id=self._inp.project_id,
-                kind=kind,
-                occurred_at=workflow.now(),
-                **fields,
-            )
-        )
+        self._events.emit(kind, **fields)
 
     def _emit_refused(self, checkpoint: str | None, reason: str, *, via: str) -> None:
         known = checkpoint if checkpoint and self._spec.find_checkpoint(checkpoint) else None
@@ -319,30 +314,6 @@ class ValidationPipeline:
             details={"reason": reason, "via": via},
         )
 
-    async def _record_forever(self) -> None:
-        """Write queued events in order, one batch at a time, beside the main flow.
-
-        The run never waits on its own bookkeeping (a decision moves it on at once);
-        batches stay sequential so the Ledger's order is the order things happened.
-        """
-        while True:
-            await workflow.wait_condition(lambda: bool(self._outbox))
-            batch, self._outbox = tuple(self._outbox), []
-            self._recording = True
-            try:
-                await workflow.execute_activity_method(
-                    RecordActivities.record_events,
-                    RecordEventsInput(events=batch),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=_RECORD_RETRY,
-                )
-            finally:
-                self._recording = False
-
-    async def _flush(self) -> None:
-        """Wait until every queued event is written."""
-        await workflow.wait_condition(lambda: not self._outbox and not self._recording)
-
     async def _finish(self, status: RunStatus, reason: str) -> PipelineResult:
         kind = {
             RunStatus.COMPLETED: EventKind.PIPELINE_COMPLETED,
@@ -352,7 +323,7 @@ class ValidationPipeline:
         }[status]
         self._emit(kind, status=status.value, message=f"Validation {status.value}")
         self._publish(status)
-        await self._flush()
+        await self._events.flush()
         return PipelineResult(
             status=status,
             outputs=dict(self._outputs),

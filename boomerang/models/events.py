@@ -35,6 +35,12 @@ class EventKind(StrEnum):
     WEBHOOK_DELIVERED = "webhook_delivered"
     WEBHOOK_FAILED = "webhook_failed"
     BUDGET_REACHED = "budget_reached"
+    # One paid attempt of a compute call, with its cost: money spent twice shows twice.
+    COMPUTE_ATTEMPT = "compute_attempt"
+
+
+# Internal bookkeeping: written to the Ledger only, never to the Charter.
+LEDGER_ONLY_KINDS = frozenset({EventKind.COMPUTE_ATTEMPT})
 
 
 class CostBreakdown(BaseModel):

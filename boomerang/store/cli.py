@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from boomerang.settings import Settings
 from boomerang.store import ledger as ledger_ops
 from boomerang.store import queries
+from boomerang.store.costs import cost_report
 from boomerang.store.embedded import resolve_conninfo
 from boomerang.store.migrate import apply_migrations
 from boomerang.store.recorder import open_pool
@@ -111,3 +112,22 @@ def charter_command(
         typer.echo(json.dumps(row.model_dump(mode="json"), ensure_ascii=False))
     if not rows:
         typer.echo(f"no Charter rows for run {run_id} visible to tenant {tenant}", err=True)
+
+
+def cost_command(
+    run_id: Annotated[str, typer.Argument(help="The run (or standalone task) to cost.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """What a run has cost so far, by phase and specialist (every attempt counts)."""
+    report = _run(lambda pool: cost_report(pool, run_id))
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    typer.echo(f"{'phase / specialist':<32} {'tries':>5} {'gpu s':>9} {'gpu':>11} {'cpu':>11} "
+               f"{'memory':>11} {'llm':>11} {'tokens in/out':>15} {'total':>12}")  # fmt: skip
+    for x in report.lines:
+        who = " / ".join(v for v in (x.phase, x.boomer_ang_id) if v) or "-"
+        typer.echo(f"{who:<32} {x.attempts:>5} {x.gpu_seconds:>9.1f} {x.gpu_cost:>11} {x.cpu_cost:>11} "
+                   f"{x.memory_cost:>11} {x.llm_cost:>11} {f'{x.input_tokens}/{x.output_tokens}':>15} "
+                   f"{x.total_cost:>12}")  # fmt: skip
+    typer.echo(f"total: ${report.total_cost}")

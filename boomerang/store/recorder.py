@@ -29,7 +29,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from boomerang.models.events import RunEvent
+from boomerang.models.events import LEDGER_ONLY_KINDS, RunEvent
 from boomerang.store.chain import GENESIS, HASHED_COLUMNS, ledger_content, row_hash
 from boomerang.store.charter import CharterRow, charter_row
 from boomerang.store.errors import InvalidEventError
@@ -135,8 +135,9 @@ class EventStore:
             _INSERT_LEDGER, {**content, "details": Jsonb(content["details"]), "row_hash": digest}
         )
         await cur.execute(_MOVE_HEAD, (seq, digest, recorded_at, stream))
-        await cur.execute(_INSERT_CHARTER, charter.model_dump())
-        await project(cur, event)
+        if event.kind not in LEDGER_ONLY_KINDS:
+            await cur.execute(_INSERT_CHARTER, charter.model_dump())
+            await project(cur, event)
 
     @staticmethod
     async def _raise_duplicate(cur: psycopg.AsyncCursor[Any], key: str, stream: str) -> None:

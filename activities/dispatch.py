@@ -1,0 +1,161 @@
+"""Dispatch one compute call from an activity, and put every attempt's cost in the Ledger.
+
+Each attempt — success, failure, timeout or cancellation — becomes one Ledger-only
+`compute_attempt` event keyed by the activity attempt, so money spent twice shows
+twice and a retried write of the same attempt shows once. The workflow's own
+events (phase/task completed) carry no cost columns, so a run's Ledger total is the
+sum of its attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.compute import ComputeBackend, ComputeError, cancel_is_final
+from activities.records import EventSink
+from boomerang.models.events import CostBreakdown, EventKind, RunEvent
+from boomerang.models.tasks import DispatchInput, DispatchOutcome
+from boomerang.pricing import PriceTable, cost_of, estimate
+from modal_app.contracts import FunctionResult
+from modal_app.functions import lookup
+
+
+class Dispatcher:
+    def __init__(self, backend: ComputeBackend, events: EventSink, prices: PriceTable) -> None:
+        self._backend = backend
+        self._events = events
+        self._prices = prices
+
+    async def run(self, inp: DispatchInput) -> DispatchOutcome:
+        info = activity.info()
+        started = time.monotonic()
+        beat = (
+            None if _heartbeats_itself(self._backend) else asyncio.create_task(_beat(inp.heartbeat_every_s))
+        )
+        try:
+            raw = await self._backend.call(inp.function, dict(inp.payload), timeout_s=inp.timeout_s)
+        except ComputeError as exc:
+            await self._record(
+                inp,
+                self._elapsed_cost(inp.function, started),
+                status="failed",
+                error=f"{exc.error_type}: {exc}",
+                trace=exc.traceback,
+            )
+            raise ApplicationError(
+                str(exc),
+                {"traceback": exc.traceback},
+                type=f"Compute{exc.error_type}",
+                non_retryable=exc.permanent,
+            ) from exc
+        except asyncio.CancelledError:
+            # A stopped call was paid for up to now. A call left running for the next
+            # attempt to re-attach to is not over: that attempt's result bills it whole.
+            if not _heartbeats_itself(self._backend) or cancel_is_final():
+                await asyncio.shield(
+                    self._record(inp, self._elapsed_cost(inp.function, started), status="cancelled")
+                )
+            raise
+        except Exception as exc:
+            await self._record(
+                inp,
+                self._elapsed_cost(inp.function, started),
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}",
+                trace=traceback.format_exc(),
+            )
+            raise
+        finally:
+            if beat is not None:
+                beat.cancel()
+                with suppress(asyncio.CancelledError):
+                    await beat
+        result = FunctionResult.model_validate(raw)
+        cost = cost_of(result, self._prices)
+        await self._record(inp, cost, status="ok", runtime=result.runtime, seconds=result.execution_time_s)
+        return DispatchOutcome(result=result, cost=cost, attempt=info.attempt)
+
+    def _elapsed_cost(self, function: str, started: float) -> CostBreakdown:
+        try:
+            fn = lookup(function)
+        except LookupError:
+            return CostBreakdown(price_table_version=self._prices.version)
+        return estimate(
+            self._prices,
+            seconds=time.monotonic() - started,
+            gpu_type=fn.gpu,
+            cpu=fn.cpu,
+            memory_mib=fn.memory_mib,
+        )
+
+    async def _record(
+        self,
+        inp: DispatchInput,
+        cost: CostBreakdown,
+        *,
+        status: str,
+        error: str | None = None,
+        trace: str = "",
+        runtime: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        info = activity.info()
+        who = inp.attribution
+        details: dict[str, Any] = {
+            "function": inp.function,
+            "activity_id": info.activity_id,
+            "runtime": runtime,
+        }
+        if error:
+            details |= {"error": error, "traceback": trace}
+        await self._events.record(
+            RunEvent(
+                # One key per activity attempt: a retried write of this attempt is a no-op,
+                # a new attempt (new money) is a new row.
+                event_key=f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/attempt-{info.attempt}",
+                run_id=who.run_id,
+                tenant=who.tenant,
+                project_id=who.project_id,
+                kind=EventKind.COMPUTE_ATTEMPT,
+                occurred_at=datetime.now(UTC),
+                status=status,
+                phase=who.phase,
+                boomer_ang_id=who.boomer_ang_id,
+                task_type=who.task_type,
+                execution_time_s=seconds,
+                message=f"{inp.function} attempt {info.attempt}: {status}",
+                attempt=info.attempt,
+                cost=cost,
+                details=details,
+            )
+        )
+
+
+def _heartbeats_itself(backend: ComputeBackend) -> bool:
+    """Backends that checkpoint in heartbeats (Modal's call id) must own them alone."""
+    return bool(getattr(backend, "heartbeats_itself", False))
+
+
+async def _beat(every_s: float) -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(every_s)
+
+
+class DispatchActivities:
+    """The one activity that sends work to compute: pipeline phases and specialist tasks."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    @activity.defn(name="dispatch")
+    async def dispatch(self, inp: DispatchInput) -> DispatchOutcome:
+        return await self._dispatcher.run(inp)

@@ -1,0 +1,105 @@
+"""Specialist (Boomer_Ang) tasks and compute dispatch, as they cross workflow/activity lines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from boomerang.models.events import CostBreakdown
+from modal_app.contracts import FunctionResult
+
+
+class TaskInput(BaseModel):
+    """Input of the `BoomerAngTask` workflow; new fields must have defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=200)
+    task_type: str = Field(min_length=1, max_length=100)
+    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    # None: the specialist registered for `task_type`; if given, it must handle it.
+    boomer_ang_id: str | None = Field(default=None, min_length=1, max_length=100)
+    # The run this task belongs to (a pipeline); None: the task is its own run.
+    run_id: str | None = None
+    project_id: str | None = None
+    phase: str | None = None
+    # Refuse to dispatch when the estimate alone would cross this (USD).
+    max_cost_usd: Decimal | None = Field(default=None, gt=0)
+    expected_seconds: float = Field(default=60, gt=0, description="For the cost estimate.")
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    heartbeat_timeout: timedelta = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))
+
+
+class Attribution(BaseModel):
+    """Who a compute call is for: where its cost lands in the Ledger."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    tenant: str
+    project_id: str | None = None
+    phase: str | None = None
+    boomer_ang_id: str | None = None
+    task_type: str | None = None
+
+
+class DispatchInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    function: str
+    payload: dict[str, JsonValue]
+    timeout_s: float = Field(gt=0)
+    # A few beats per heartbeat timeout, so one late beat never fails a live attempt.
+    heartbeat_every_s: float = Field(default=2.0, gt=0)
+    attribution: Attribution
+
+
+class DispatchOutcome(BaseModel):
+    """One successful attempt: the function's result and what that attempt cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    result: FunctionResult
+    cost: CostBreakdown
+    attempt: int = 1
+
+
+class TaskPlan(BaseModel):
+    """What a task will run on, and what it is expected to cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    boomer_ang_id: str
+    task_type: str
+    function: str
+    gpu_type: str | None
+    timeout_s: float
+    estimate: CostBreakdown
+
+
+class PlanTaskInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_type: str
+    boomer_ang_id: str | None = None
+    expected_seconds: float = Field(default=60, gt=0)
+
+
+class TaskOutcome(BaseModel):
+    """Result of the `BoomerAngTask` workflow."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    run_id: str
+    boomer_ang_id: str
+    task_type: str
+    status: Literal["completed", "failed"]
+    output: dict[str, JsonValue] = Field(default_factory=dict)
+    summary: str = ""
+    execution_time_s: float | None = None
+    cost_usd: Decimal = Decimal(0)
+    error: str | None = None

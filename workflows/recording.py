@@ -1,0 +1,73 @@
+"""A workflow's events, queued in order and written to the Charter and Ledger beside it.
+
+The run never waits on its own bookkeeping: `emit` only queues, and one background
+task writes the queue batch by batch, sequentially, so the Ledger's order is the
+order things happened. `flush` waits until everything queued is written (before a
+run ends). Keys are `<workflow id>/<seq>/<kind>`: deterministic on replay, and a
+retried write finds its key and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.records import RecordActivities, RecordEventsInput
+    from boomerang.models.events import EventKind, RunEvent
+
+# Recording must not give up: an event lost is a Charter/Ledger gap. Postgres being
+# down stalls the writes (and `flush`), never the decisions.
+_RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+
+
+class EventLog:
+    def __init__(self, *, run_id: str, tenant: str, project_id: str | None = None) -> None:
+        self.run_id = run_id
+        self._tenant = tenant
+        self._project_id = project_id
+        self._key_prefix = workflow.info().workflow_id
+        self._outbox: list[RunEvent] = []
+        self._writing = False
+        self._seq = 0
+
+    def emit(self, kind: EventKind, **fields: Any) -> RunEvent:
+        self._seq += 1
+        fields.setdefault("project_id", self._project_id)
+        event = RunEvent(
+            event_key=f"{self._key_prefix}/{self._seq:05d}/{kind.value}",
+            run_id=self.run_id,
+            tenant=self._tenant,
+            kind=kind,
+            occurred_at=workflow.now(),
+            **fields,
+        )
+        self._outbox.append(event)
+        return event
+
+    def start(self) -> asyncio.Task[None]:
+        """Start the writer; cancel it once the run has flushed."""
+        return asyncio.create_task(self._write_forever())
+
+    async def _write_forever(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox))
+            batch, self._outbox = tuple(self._outbox), []
+            self._writing = True
+            try:
+                await workflow.execute_activity_method(
+                    RecordActivities.record_events,
+                    RecordEventsInput(events=batch),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=_RECORD_RETRY,
+                )
+            finally:
+                self._writing = False
+
+    async def flush(self) -> None:
+        """Wait until every queued event is written."""
+        await workflow.wait_condition(lambda: not self._outbox and not self._writing)
