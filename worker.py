@@ -12,11 +12,14 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 
 import structlog
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.budget import BudgetActivities, CostReader
 from activities.compute import ComputeBackend
 from activities.dispatch import DispatchActivities, Dispatcher
 from activities.limits import ConcurrencyLimits
@@ -27,6 +30,7 @@ from boomerang.connect import connect_temporal
 from boomerang.logs import configure_logging
 from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
+from boomerang.store.costs import LedgerCosts
 from boomerang.store.recorder import EventStore, open_pool
 from workflows.pipeline import ValidationPipeline
 from workflows.task import BoomerAngTask
@@ -41,6 +45,7 @@ def build_worker(
     backend: ComputeBackend,
     events: EventSink,
     prices: PriceTable | None = None,
+    costs: CostReader | None = None,
 ) -> Worker:
     """A worker for every Boomerang workflow; `prices` defaults to the packaged table."""
     prices = prices or load_price_table(env={})
@@ -52,11 +57,21 @@ def build_worker(
         activities=[
             DispatchActivities(dispatcher).dispatch,
             TaskActivities(prices).plan_task,
+            BudgetActivities(costs or _NoLedger(), prices).check_budget,
             RecordActivities(events).record_events,
         ],
         # Cancellation and heartbeats must reach activities promptly after a stop.
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
+
+
+class _NoLedger:
+    async def cost_to_date(self, run_id: str) -> Decimal:
+        raise ApplicationError(
+            "this worker was built without a Ledger to read spend from; budgets need one",
+            type="NoLedger",
+            non_retryable=True,
+        )
 
 
 def build_backend(settings: Settings) -> ComputeBackend:
@@ -88,6 +103,7 @@ async def running_worker(
             backend=backend,
             events=EventStore(pool),
             prices=load_price_table(settings.price_table, env={}),
+            costs=LedgerCosts(pool),
         )
         async with worker:
             log.info(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from boomerang.models.pipeline import CheckpointSpec, Decision, PhaseSpec, PipelineSpec
+from boomerang.models.pipeline import CheckpointSpec, Decision, PhaseSpec, PhaseTask, PipelineSpec
 
 _GATE = (Decision.APPROVE, Decision.REJECT, Decision.ITERATE, Decision.PIVOT)
 _WITH_OVERRIDE = (*_GATE, Decision.OVERRIDE_PROCEED)
@@ -26,6 +26,8 @@ def startup_validation_pipeline() -> PipelineSpec:
                 name="vpc_discovery",
                 title="Phase 1 · VPC Discovery",
                 function="phase_1_vpc_discovery",
+                # Scout_Ang researches the market the brief describes, beside the canvas.
+                tasks=(PhaseTask(task_type="research", brief_field="topic"),),
                 checkpoints=(
                     _cp("approve_customer_profile", "Approve the customer profile"),
                     _cp("approve_vpc_completion", "Approve the value proposition canvas"),

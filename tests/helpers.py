@@ -82,6 +82,9 @@ def expected_events(
     expected[(EventKind.PIPELINE_STARTED.value, None, None)] += 1
     for phase in spec.phases:
         expected[(EventKind.PHASE_STARTED.value, phase.name, None)] += 1
+        for _ in phase.tasks:
+            expected[(EventKind.TASK_STARTED.value, phase.name, None)] += 1
+            expected[(EventKind.TASK_COMPLETED.value, phase.name, None)] += 1
         expected[(EventKind.PHASE_COMPLETED.value, phase.name, None)] += 1
         for cp in phase.checkpoints:
             expected[(EventKind.CHECKPOINT_OPENED.value, phase.name, cp.name)] += 1

@@ -37,6 +37,10 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
     assert all(d.approver == "alice" and d.decision is Decision.APPROVE for d in result.decisions)
     assert status.status is RunStatus.COMPLETED and status.pending == ()
     # Phases did real work on the brief.
+    vpc = result.outputs["vpc_discovery"]
+    assert isinstance(vpc, dict) and isinstance(vpc["specialists"], dict)
+    research = vpc["specialists"]["research"]  # Scout_Ang ran as a child task of phase 1
+    assert isinstance(research, dict) and research["findings"]
     feasibility = result.outputs["feasibility"]
     assert isinstance(feasibility, dict)
     assert feasibility["components"] == ["api"]
@@ -46,7 +50,9 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
     kinds = [EventKind(row.kind) for row in ledger.entries if row.kind != EventKind.COMPUTE_ATTEMPT]
     # Each phase ran once, and each run was costed (instant phases cost fractions of
     # a cent, so some round to zero); the run's total is their sum.
-    assert sorted(row.phase or "" for row in attempts) == sorted(result.outputs)
+    assert sorted((row.phase or "", row.task_type or "") for row in attempts) == sorted(
+        [(phase, "") for phase in result.outputs] + [("vpc_discovery", "research")]
+    )
     assert all(row.total_cost is not None for row in attempts)
     assert ledger.total_cost == sum(row.total_cost or 0 for row in attempts)
     assert kinds.count(EventKind.PHASE_COMPLETED) == 5

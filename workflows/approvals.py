@@ -8,7 +8,8 @@ error its caller sees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import JsonValue
@@ -21,7 +22,10 @@ from boomerang.models.decisions import (
     DecisionRecord,
     RefusedInput,
 )
-from boomerang.models.pipeline import CheckpointSpec, Decision, PipelineSpec
+from boomerang.models.pipeline import BUDGET_CHECKPOINT, CheckpointSpec, Decision, PipelineSpec
+
+# Checkpoints that belong to no phase (the budget gate) open in whichever phase needs them.
+ANY_PHASE = -1
 
 
 class InvalidDecisionError(ValueError):
@@ -38,6 +42,7 @@ class _Gate:
     deadline: datetime | None = None
     reminded_at: datetime | None = None
     decision: DecisionRecord | None = None
+    context: dict[str, JsonValue] = field(default_factory=dict)
 
     def view(self) -> CheckpointView:
         return CheckpointView(
@@ -51,11 +56,18 @@ class _Gate:
             opened_at=self.opened_at,
             deadline=self.deadline,
             reminded_at=self.reminded_at,
+            context=dict(self.context),
         )
 
 
 class ApprovalBook:
-    def __init__(self, spec: PipelineSpec, roster: dict[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        roster: dict[str, tuple[str, ...]],
+        *,
+        floating: Sequence[CheckpointSpec] = (),
+    ) -> None:
         self._spec = spec
         self._roster = roster
         self._gates = {
@@ -63,6 +75,7 @@ class ApprovalBook:
             for i, phase in enumerate(spec.phases)
             for cp in phase.checkpoints
         }
+        self._gates.update({cp.name: _Gate(cp, ANY_PHASE, "") for cp in floating})
         self._held: dict[str, DecisionRecord] = {}
         self._receipts: dict[str, DecisionReceipt] = {}
         self._auto_ids = 0
@@ -88,6 +101,10 @@ class ApprovalBook:
             raise InvalidDecisionError(
                 f"{d.decision.value!r} is not an option at {gate.spec.name}; offered: {offered}"
             )
+        if d.budget_usd is not None and (
+            gate.spec.name != BUDGET_CHECKPOINT or d.decision is not Decision.APPROVE
+        ):
+            raise InvalidDecisionError(f"budget_usd goes only with approve at {BUDGET_CHECKPOINT}")
         if gate.status is CheckpointStatus.OPEN:
             self._check_bounds(gate, d)
         return None
@@ -121,6 +138,8 @@ class ApprovalBook:
         )
 
     def _check_bounds(self, gate: _Gate, d: DecisionInput) -> None:
+        if gate.phase_index == ANY_PHASE:
+            return
         phase = self._spec.phases[gate.phase_index]
         if d.decision is Decision.ITERATE and self.iterations[phase.name] >= phase.max_iterations:
             raise InvalidDecisionError(
@@ -170,6 +189,7 @@ class ApprovalBook:
             approver=d.approver,
             comment=d.comment,
             target_phase=None if d.target_phase is None else str(d.target_phase),
+            budget_usd=d.budget_usd,
             received_at=now,
             via=via,
         )
@@ -201,11 +221,22 @@ class ApprovalBook:
 
     # -- the workflow's side -----------------------------------------------------
 
-    def open(self, name: str, *, now: datetime, deadline: datetime) -> RefusedInput | None:
+    def open(
+        self,
+        name: str,
+        *,
+        now: datetime,
+        deadline: datetime,
+        phase: str | None = None,
+        context: dict[str, JsonValue] | None = None,
+    ) -> RefusedInput | None:
         """Open a checkpoint; a decision held for it lands now if it still may."""
         gate = self._gates[name]
         gate.status, gate.opened_at, gate.deadline = CheckpointStatus.OPEN, now, deadline
         gate.decision, gate.reminded_at = None, None
+        gate.context = dict(context or {})
+        if gate.phase_index == ANY_PHASE and phase is not None:
+            gate.phase = phase
         held = self._held.pop(name, None)
         if held is None:
             return None
@@ -215,6 +246,7 @@ class ApprovalBook:
             decision=held.decision,
             comment=held.comment,
             target_phase=held.target_phase,
+            budget_usd=held.budget_usd,
         )
         try:
             self._check_approver(gate, held.approver)

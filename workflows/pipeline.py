@@ -13,11 +13,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue, ValidationError
 
+    from activities.budget import BudgetActivities, BudgetCheckInput
     from activities.dispatch import DispatchActivities
     from boomerang.constants import PIPELINE_WORKFLOW, SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
     from boomerang.models.decisions import (
@@ -34,17 +35,29 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         ExpiryPolicy,
         PhaseSpec,
+        PhaseTask,
         PipelineInput,
+        budget_checkpoint,
     )
-    from boomerang.models.tasks import Attribution, DispatchInput
+    from boomerang.models.tasks import Attribution, DispatchInput, TaskInput
     from boomerang.pipelines import startup_validation_pipeline
-    from modal_app.contracts import FunctionResult, PhaseRequest
+    from modal_app.contracts import PhaseRequest
     from workflows.approvals import ApprovalBook, InvalidDecisionError
     from workflows.recording import EventLog
+    from workflows.task import BoomerAngTask
 
 INVALID_DECISION = "InvalidDecision"
 PHASE_FAILED = "PhaseFailed"
 _CONTINUE = (Decision.APPROVE, Decision.OVERRIDE_PROCEED)
+
+
+class _Stop(Exception):
+    """The run ends here (budget increase rejected or expired), with this status."""
+
+    def __init__(self, status: RunStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 @workflow.defn(name=PIPELINE_WORKFLOW)
@@ -53,7 +66,10 @@ class ValidationPipeline:
     def __init__(self, inp: PipelineInput) -> None:
         self._inp = inp
         self._spec = inp.spec or startup_validation_pipeline()
-        self._book = ApprovalBook(self._spec, inp.roster)
+        self._budget = inp.budget_usd
+        floating = (budget_checkpoint(),) if inp.budget_usd is not None else ()
+        self._book = ApprovalBook(self._spec, inp.roster, floating=floating)
+        self._children = 0
         self._status = RunStatus.RUNNING
         self._phase_index: int | None = None
         self._outputs: dict[str, JsonValue] = {}
@@ -66,6 +82,8 @@ class ValidationPipeline:
         writer = self._events.start()
         try:
             return await self._run_phases(inp)
+        except _Stop as stop:
+            return await self._finish(stop.status, stop.reason)
         finally:
             writer.cancel()
 
@@ -103,10 +121,13 @@ class ValidationPipeline:
 
     async def _run_phase(
         self, index: int, phase: PhaseSpec, feedback: list[str], hypothesis: str | None
-    ) -> FunctionResult:
+    ) -> None:
         self._phase_index = index
         self._publish(RunStatus.RUNNING)
         iteration = self._book.iterations[phase.name]
+        await self._within_budget(
+            f"phase {phase.name}", function=phase.function, seconds=phase.expected_seconds
+        )
         self._emit(EventKind.PHASE_STARTED, phase=phase.name, message=f"{phase.title} started")
         request = PhaseRequest(
             run_id=workflow.info().workflow_id,
@@ -137,7 +158,8 @@ class ValidationPipeline:
                 heartbeat_timeout=phase.heartbeat_timeout,
                 retry_policy=RetryPolicy(maximum_attempts=phase.max_attempts),
             )
-        except ActivityError as exc:
+            specialists = {t.task_type: await self._run_task(phase, t, hypothesis) for t in phase.tasks}
+        except (ActivityError, ChildWorkflowError) as exc:
             cause = exc.cause
             detail = str(cause) if cause is not None else str(exc)
             self._emit(
@@ -152,7 +174,9 @@ class ValidationPipeline:
                 f"phase {phase.name} failed: {detail}", type=PHASE_FAILED, non_retryable=True
             ) from exc
         result = outcome.result
-        self._outputs[phase.name] = result.output
+        self._outputs[phase.name] = (
+            {**result.output, "specialists": specialists} if specialists else result.output
+        )
         self._emit(
             EventKind.PHASE_COMPLETED,
             phase=phase.name,
@@ -160,15 +184,79 @@ class ValidationPipeline:
             message=f"{phase.title} completed",
             details={"iteration": iteration, "gpu_type": result.gpu_type},
         )
-        return result
+
+    async def _run_task(self, phase: PhaseSpec, task: PhaseTask, hypothesis: str | None) -> JsonValue:
+        """One specialist task of a phase, as a child `BoomerAngTask` sharing this run's logs."""
+        await self._within_budget(f"{task.task_type} in {phase.name}", task_type=task.task_type,
+                                  seconds=task.expected_seconds)  # fmt: skip
+        payload = dict(task.payload)
+        if task.brief_field:
+            text = self._inp.brief if hypothesis is None else f"{hypothesis}\n\n{self._inp.brief}"
+            payload[task.brief_field] = text[: task.brief_chars]
+        self._children += 1
+        outcome = await workflow.execute_child_workflow(
+            BoomerAngTask.run,
+            TaskInput(
+                tenant=self._inp.tenant,
+                task_type=task.task_type,
+                payload=payload,
+                run_id=self._events.run_id,
+                project_id=self._inp.project_id,
+                phase=phase.name,
+                expected_seconds=task.expected_seconds,
+            ),
+            id=f"{self._events.run_id}/task-{self._children:03d}-{task.task_type}",
+        )
+        return outcome.output
+
+    # -- budget --------------------------------------------------------------------
+
+    async def _within_budget(
+        self, what: str, *, seconds: float, function: str | None = None, task_type: str | None = None
+    ) -> None:
+        """Before paid work: if it would cross the budget, wait for a person to raise it."""
+        while self._budget is not None:
+            check = await workflow.execute_activity_method(
+                BudgetActivities.check_budget,
+                BudgetCheckInput(
+                    run_id=self._events.run_id,
+                    function=function,
+                    task_type=task_type,
+                    expected_seconds=seconds,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+            needed = check.spent_usd + check.estimate_usd
+            if needed <= self._budget:
+                return
+            context: dict[str, JsonValue] = {
+                "next": what,
+                "spent_usd": str(check.spent_usd),
+                "estimate_usd": str(check.estimate_usd),
+                "budget_usd": str(self._budget),
+            }
+            self._emit(EventKind.BUDGET_REACHED, status="waiting", message="The run reached its budget",
+                       details=context)  # fmt: skip
+            cp = budget_checkpoint()
+            record = await self._await_checkpoint(cp, context=context)
+            if record is None:
+                raise _Stop(RunStatus.EXPIRED, f"{cp.name} expired with no decision")
+            if record.decision is Decision.REJECT:
+                raise _Stop(RunStatus.REJECTED, f"{cp.name} rejected by {record.approver}")
+            self._budget = record.budget_usd or max(self._budget * 2, needed)
 
     # -- checkpoints -------------------------------------------------------------
 
-    async def _await_checkpoint(self, cp: CheckpointSpec) -> DecisionRecord | None:
+    async def _await_checkpoint(
+        self, cp: CheckpointSpec, *, context: dict[str, JsonValue] | None = None
+    ) -> DecisionRecord | None:
         """Wait for a decision; None when the checkpoint expired and the run must stop."""
         now = workflow.now()
         deadline = now + cp.timeout
-        refused = self._book.open(cp.name, now=now, deadline=deadline)
+        phase = self._current_phase()
+        refused = self._book.open(
+            cp.name, now=now, deadline=deadline, phase=phase.name if phase else None, context=context
+        )
         if refused is not None:
             self._emit_refused(cp.name, refused.reason, via=refused.via)
         self._emit(
@@ -199,7 +287,8 @@ class ValidationPipeline:
                 return self._expired_proceed(cp)
             return None
         record = self._book.decision_for(cp.name)
-        assert record is not None  # settled and not expired means decided
+        if record is None:  # settled and not expired means decided; never an input error
+            raise ApplicationError(f"internal: {cp.name} settled without a decision", non_retryable=True)
         self._emit(
             EventKind.CHECKPOINT_DECIDED,
             checkpoint=cp.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -27,6 +28,8 @@ class DecisionInput(BaseModel):
     decision_id: str | None = Field(default=None, min_length=1, max_length=200)
     # For `pivot`: the phase (name or index) to go back to.
     target_phase: str | int | None = None
+    # For `approve_budget_increase`: the new budget in USD (default: enough to go on).
+    budget_usd: Decimal | None = Field(default=None, gt=0)
 
 
 class DecisionRecord(BaseModel):
@@ -39,6 +42,7 @@ class DecisionRecord(BaseModel):
     approver: str
     comment: str | None = None
     target_phase: str | None = None
+    budget_usd: Decimal | None = None
     received_at: datetime
     applied_at: datetime | None = None
     via: str = "update"
@@ -84,6 +88,8 @@ class CheckpointView(BaseModel):
     opened_at: datetime | None = None
     deadline: datetime | None = None
     reminded_at: datetime | None = None
+    # What the person deciding needs to see (e.g. spend so far and the next estimate).
+    context: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class RunStatus(StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Self
 
@@ -51,6 +52,19 @@ class CheckpointSpec(BaseModel):
         return self
 
 
+class PhaseTask(BaseModel):
+    """A specialist task a phase runs after its own function (a child `BoomerAngTask`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_type: str = Field(min_length=1)
+    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    # Fill this payload field with the brief (and the pivot hypothesis, if any).
+    brief_field: str | None = None
+    brief_chars: int = Field(default=2000, ge=1)
+    expected_seconds: float = Field(default=60, gt=0)
+
+
 class PhaseSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,6 +75,9 @@ class PhaseSpec(BaseModel):
     # How soon a dead worker is noticed and the phase retried on another one.
     heartbeat_timeout: timedelta = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))
     max_attempts: int = Field(default=3, ge=1, le=100)
+    # For the cost estimate a budget is checked against before the phase runs.
+    expected_seconds: float = Field(default=60, gt=0)
+    tasks: tuple[PhaseTask, ...] = ()
     checkpoints: tuple[CheckpointSpec, ...] = ()
     max_iterations: int = Field(default=3, ge=0, le=20)
 
@@ -75,7 +92,7 @@ class PipelineSpec(BaseModel):
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
         phases = [p.name for p in self.phases]
-        checkpoints = [c.name for p in self.phases for c in p.checkpoints]
+        checkpoints = [c.name for p in self.phases for c in p.checkpoints] + [BUDGET_CHECKPOINT]
         for kind, names in (("phase", phases), ("checkpoint", checkpoints)):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -96,6 +113,20 @@ class PipelineSpec(BaseModel):
         return None
 
 
+BUDGET_CHECKPOINT = "approve_budget_increase"
+
+
+def budget_checkpoint() -> CheckpointSpec:
+    """The checkpoint a run with a budget stops at before work that would cross it."""
+    return CheckpointSpec(
+        name=BUDGET_CHECKPOINT,
+        title="Approve a budget increase",
+        options=(Decision.APPROVE, Decision.REJECT),
+        approvers=("founder", "finance"),
+        recommendation=None,
+    )
+
+
 class PipelineInput(BaseModel):
     """Input of the `ValidationPipeline` workflow; new fields must have defaults."""
 
@@ -109,3 +140,5 @@ class PipelineInput(BaseModel):
     # Who may decide: role -> people. A checkpoint names roles; a decision must come
     # from a person holding one of them. Empty: any named person may decide.
     roster: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # USD the run may spend; crossing it waits at `approve_budget_increase`.
+    budget_usd: Decimal | None = Field(default=None, gt=0)

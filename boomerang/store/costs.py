@@ -66,3 +66,13 @@ async def cost_to_date(pool: Pool, run_id: str) -> Decimal:
         )
         row = await cur.fetchone()
     return Decimal(row[0]) if row else Decimal(0)
+
+
+class LedgerCosts:
+    """Spend per run, read from the Ledger (the `CostReader` the budget activity needs)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def cost_to_date(self, run_id: str) -> Decimal:
+        return await cost_to_date(self._pool, run_id)

@@ -1,0 +1,59 @@
+"""How a run stands against its budget: spend so far (from the Ledger) and the next estimate."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from boomerang.pricing import PriceTable, UnknownPriceError, estimate
+from modal_app.functions import lookup
+from modal_app.specialists import UnknownSpecialistError, specialist_for
+
+
+class CostReader(Protocol):
+    async def cost_to_date(self, run_id: str) -> Decimal: ...
+
+
+class BudgetCheckInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    # The work about to be dispatched: a compute function, or a specialist task type.
+    function: str | None = None
+    task_type: str | None = None
+    expected_seconds: float = Field(default=60, gt=0)
+
+
+class BudgetCheck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    spent_usd: Decimal
+    estimate_usd: Decimal
+
+
+class BudgetActivities:
+    def __init__(self, costs: CostReader, prices: PriceTable) -> None:
+        self._costs = costs
+        self._prices = prices
+
+    @activity.defn(name="check_budget")
+    async def check_budget(self, inp: BudgetCheckInput) -> BudgetCheck:
+        try:
+            name = inp.function or specialist_for(inp.task_type or "").function
+            fn = lookup(name)
+            planned = estimate(
+                self._prices,
+                seconds=inp.expected_seconds,
+                gpu_type=fn.gpu,
+                cpu=fn.cpu,
+                memory_mib=fn.memory_mib,
+            )
+        except (UnknownSpecialistError, UnknownPriceError, LookupError) as exc:
+            raise ApplicationError(str(exc), type="UnknownWork", non_retryable=True) from exc
+        return BudgetCheck(
+            spent_usd=await self._costs.cost_to_date(inp.run_id), estimate_usd=planned.total_cost
+        )
