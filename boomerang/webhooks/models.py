@@ -70,8 +70,6 @@ class DeadLetterInput(BaseModel):
 
     delivery: WebhookDelivery
     reason: str = Field(max_length=2000)
-    attempts: int = Field(ge=0)
-    last_status_code: int | None = None
 
 
 class DeliveryOutcome(BaseModel):
