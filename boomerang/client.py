@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from boomerang.connect import connect_temporal
 from boomerang.constants import PIPELINE_WORKFLOW, SA_STATUS, SA_TENANT, TASK_QUEUE, TASK_WORKFLOW
-from boomerang.errors import InvalidDecisionError, TaskFailedError, UnknownRunError
+from boomerang.errors import BoomerangError, InvalidDecisionError, TaskFailedError, UnknownRunError
 from boomerang.models.decisions import (
     CheckpointView,
     DecisionInput,
@@ -31,6 +31,11 @@ from boomerang.models.decisions import (
 from boomerang.models.pipeline import PipelineInput
 from boomerang.models.tasks import TaskInput, TaskOutcome
 from boomerang.settings import Settings
+from boomerang.store import queries
+from boomerang.store.charter import CharterRow
+from boomerang.store.costs import CostReport, cost_report
+from boomerang.store.ledger import VerifyReport, verify
+from boomerang.store.queries import Pool
 
 _SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
 
@@ -49,13 +54,42 @@ def new_run_id(project_id: str) -> str:
 
 
 class BoomerangClient:
-    def __init__(self, client: Client, *, task_queue: str = TASK_QUEUE) -> None:
+    """Runs through Temporal; records (Charter, Ledger, costs) through Postgres when given a pool."""
+
+    def __init__(self, client: Client, *, task_queue: str = TASK_QUEUE, records: Pool | None = None) -> None:
         self.temporal = client
         self._task_queue = task_queue
+        self._records = records
 
     @classmethod
-    async def connect(cls, settings: Settings) -> BoomerangClient:
-        return cls(await connect_temporal(settings), task_queue=settings.temporal_task_queue)
+    async def connect(cls, settings: Settings, *, records: Pool | None = None) -> BoomerangClient:
+        return cls(await connect_temporal(settings), task_queue=settings.temporal_task_queue, records=records)
+
+    # -- records -------------------------------------------------------------------
+
+    def _pool(self) -> Pool:
+        if self._records is None:
+            raise BoomerangError(
+                "this client has no records pool: pass records=await open_pool(DATABASE_URL)"
+            )
+        return self._records
+
+    async def charter(self, run_id: str, *, tenant: str) -> list[CharterRow]:
+        """The run's Charter as `tenant` sees it (row-level security applies)."""
+        return await queries.charter_for_run(self._pool(), run_id, tenant)
+
+    async def ledger(self, run_id: str) -> queries.LedgerStatement:
+        """Every Ledger row of the run, with costs and their total."""
+        return await queries.ledger_for_run(self._pool(), run_id)
+
+    async def verify_ledger(self, run_id: str | None = None) -> VerifyReport:
+        """Recompute the hash chains (one run, or all); the report names the first break."""
+        return await verify(self._pool(), run_id)
+
+    async def cost(self, run_id: str) -> CostReport:
+        return await cost_report(self._pool(), run_id)
+
+    # -- runs ----------------------------------------------------------------------
 
     async def start_pipeline(self, inp: PipelineInput, *, run_id: str | None = None) -> str:
         run_id = run_id or new_run_id(inp.project_id)

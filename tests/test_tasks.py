@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.local_backend import LocalBackend
 from activities.records import EventSink
 from boomerang.client import BoomerangClient
-from boomerang.errors import TaskFailedError
+from boomerang.errors import BoomerangError, TaskFailedError
 from boomerang.models.events import EventKind
 from boomerang.models.tasks import TaskInput
 from boomerang.store.charter import CharterRow
@@ -182,3 +182,26 @@ async def test_two_paid_attempts_are_two_ledger_rows_and_one_charter_event(
     report = await cost_report(store_pool, task_id)
     assert [(line.boomer_ang_id, line.attempts) for line in report.lines] == [("Code_Ang", 2)]
     assert report.total_cost == ledger.total_cost
+
+
+async def test_python_client_reads_charter_ledger_cost_and_verifies(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker, store_pool: Pool
+) -> None:
+    async with start_worker(dev_env) as client:
+        task_id = await client.start_task(
+            TaskInput(tenant="acme", task_type="design", payload={"brief": "calm"})
+        )
+        await client.task_result(task_id)
+
+    records = BoomerangClient(dev_env.client, records=store_pool)
+    assert [r.event for r in await records.charter(task_id, tenant="acme")] == [
+        "task_started",
+        "task_completed",
+    ]
+    ledger = await records.ledger(task_id)
+    cost = await records.cost(task_id)
+    assert cost.total_cost == ledger.total_cost and [x.boomer_ang_id for x in cost.lines] == ["Paint_Ang"]
+    report = await records.verify_ledger(task_id)
+    assert report.ok and report.rows_checked == len(ledger.entries)
+    with pytest.raises(BoomerangError, match="no records pool"):
+        await BoomerangClient(dev_env.client).ledger(task_id)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 import psycopg
 import typer
 from psycopg_pool import AsyncConnectionPool
+from typer.core import TyperGroup
 
 from boomerang.settings import Settings
 from boomerang.store import ledger as ledger_ops
@@ -33,7 +34,21 @@ from boomerang.store.recorder import open_pool
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 T = TypeVar("T")
 
-ledger_app = typer.Typer(help="The internal Ledger: costs, hash chains, anchors.", no_args_is_help=True)
+
+class _ShowByDefault(TyperGroup):
+    """`boomerang ledger RUN` means `boomerang ledger show RUN`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer vendors its own click
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+ledger_app = typer.Typer(
+    cls=_ShowByDefault,
+    help="The internal Ledger: `ledger RUN` lists a run with costs; verify; anchor.",
+    no_args_is_help=True,
+)
 
 
 @asynccontextmanager
