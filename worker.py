@@ -26,14 +26,17 @@ from activities.limits import ConcurrencyLimits
 from activities.local_backend import LocalBackend
 from activities.records import EventSink, RecordActivities
 from activities.tasks import TaskActivities
+from activities.webhooks import WebhookActivities
 from boomerang.connect import connect_temporal
 from boomerang.logs import configure_logging
 from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.costs import LedgerCosts
+from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.recorder import EventStore, open_pool
 from workflows.pipeline import ValidationPipeline
 from workflows.task import BoomerAngTask
+from workflows.webhooks import DeliverWebhook
 
 log = structlog.get_logger()
 
@@ -46,6 +49,7 @@ def build_worker(
     events: EventSink,
     prices: PriceTable | None = None,
     costs: CostReader | None = None,
+    webhooks: WebhookActivities | None = None,
 ) -> Worker:
     """A worker for every Boomerang workflow; `prices` defaults to the packaged table."""
     prices = prices or load_price_table(env={})
@@ -53,12 +57,14 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ValidationPipeline, BoomerAngTask],
+        # Without `webhooks`, a run with a webhook URL starts a delivery no worker can make.
+        workflows=[ValidationPipeline, BoomerAngTask, DeliverWebhook],
         activities=[
             DispatchActivities(dispatcher).dispatch,
             TaskActivities(prices).plan_task,
             BudgetActivities(costs or _NoLedger(), prices).check_budget,
             RecordActivities(events).record_events,
+            *(webhooks.activities if webhooks is not None else []),
         ],
         # Cancellation and heartbeats must reach activities promptly after a stop.
         graceful_shutdown_timeout=timedelta(seconds=5),
@@ -97,13 +103,17 @@ async def running_worker(
     backend = build_backend(settings)
     pool = await open_pool(conninfo)
     try:
+        events = EventStore(pool)
         worker = build_worker(
             client,
             task_queue=settings.temporal_task_queue,
             backend=backend,
-            events=EventStore(pool),
+            events=events,
             prices=load_price_table(settings.price_table, env={}),
             costs=LedgerCosts(pool),
+            webhooks=WebhookActivities(
+                deliveries=DeliveryStore(pool), events=events, secret=settings.webhook_secret
+            ),
         )
         async with worker:
             log.info(

@@ -134,7 +134,7 @@ class WebhookActivities:
         delay = None
         if outcome == "retrying":
             delay = after if after is not None else inp.policy.delay(attempt, random.random())  # noqa: S311
-        await self._record(inp, attempt, outcome, code=code, error=error, duration_ms=duration_ms, delay=delay)
+        await self._record(inp, attempt, outcome, code=code, error=error, ms=duration_ms, delay=delay)
         if outcome == "delivered":
             return AttemptResult(attempt=attempt, status_code=code or 200)
         if outcome == "disabled":
@@ -180,7 +180,7 @@ class WebhookActivities:
         *,
         code: int | None,
         error: str | None,
-        duration_ms: int,
+        ms: int,
         delay: timedelta | None,
     ) -> None:
         event = inp.event
@@ -189,7 +189,7 @@ class WebhookActivities:
             DeliveryAttempt(
                 webhook_id=inp.webhook_id, run_id=event.run_id, tenant=event.tenant, url=url,
                 event=event.kind.value, attempt=attempt, status=outcome, status_code=code, error=error,
-                duration_ms=duration_ms,
+                duration_ms=ms,
             )
         )  # fmt: skip
         details: dict[str, JsonValue] = {
@@ -197,7 +197,7 @@ class WebhookActivities:
             "url": url,
             "status_code": code,
             "error": error,
-            "duration_ms": duration_ms,
+            "duration_ms": ms,
             "retry_in_s": None if delay is None else round(delay.total_seconds(), 3),
         }
         message = {
@@ -214,7 +214,12 @@ class WebhookActivities:
 
     @staticmethod
     def _webhook_event(
-        inp: WebhookDelivery, suffix: str, status: str, message: str, attempt: int, details: dict[str, JsonValue]
+        inp: WebhookDelivery,
+        suffix: str,
+        status: str,
+        message: str,
+        attempt: int,
+        details: dict[str, JsonValue],
     ) -> RunEvent:
         event = inp.event
         return RunEvent(
@@ -256,8 +261,9 @@ class WebhookActivities:
             "attempts": len(attempts),
         }
         message = f"Notification of {delivery.event.kind.value} given up after {len(attempts)} attempt(s)"
+        tries = max(len(attempts), 1)
         await self._events.record(
-            self._webhook_event(delivery, "dead_letter", "dead_lettered", message, max(len(attempts), 1), details)
+            self._webhook_event(delivery, "dead_letter", "dead_lettered", message, tries, details)
         )
         log.warning("webhook dead-lettered", webhook_id=delivery.webhook_id, url=url, attempts=len(attempts))
         return len(attempts)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from boomerang.api_cli import api_command, tokens_app, webhooks_app
 from boomerang.client import BoomerangClient
 from boomerang.errors import BoomerangError, InvalidDecisionError, UnknownRunError
 from boomerang.models.decisions import DecisionInput, PipelineStatus
@@ -29,8 +30,12 @@ app.command("charter", help="What the customer sees of a run (the Charter).")(ch
 app.command("cost", help="What a run has cost, by phase and specialist.")(cost_command)
 task_app = typer.Typer(no_args_is_help=True, help="Run Boomer_Ang specialist tasks.")
 app.add_typer(task_app, name="task")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("api", help="Serve the HTTP API (BOOMERANG_API_PORT, default 8787).")(api_command)
 
 T = TypeVar("T")
+_WEBHOOK_HELP = "POST signed notifications here (the worker signs with BOOMERANG_WEBHOOK_SECRET)."
 
 
 def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
@@ -65,12 +70,15 @@ def pipeline_start(
     brief: Annotated[str, typer.Option(help="The founder's brief, as text.")],
     roster: Annotated[list[str], typer.Option(help="ROLE=alice,bob; repeat per role.")] = [],  # noqa: B006
     context: Annotated[str, typer.Option(help="JSON object of extra inputs.")] = "{}",
+    webhook_url: Annotated[str | None, typer.Option(help=_WEBHOOK_HELP)] = None,
 ) -> None:
     """Start a validation pipeline and print its run id."""
     try:
-        inp = PipelineInput(
-            tenant=tenant, project_id=project_id, brief=brief,
-            roster=_parse_roster(roster), context=json.loads(context),
+        inp = PipelineInput.model_validate(
+            {
+                "tenant": tenant, "project_id": project_id, "brief": brief,
+                "roster": _parse_roster(roster), "context": json.loads(context), "webhook_url": webhook_url,
+            }
         )  # fmt: skip
     except (ValidationError, json.JSONDecodeError) as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -89,6 +97,7 @@ def task_run(
     tenant: Annotated[str, typer.Option(help="Tenant the task belongs to.")] = "default",
     max_cost_usd: Annotated[float | None, typer.Option(help="Refuse to start above this estimate.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait and print the outcome as JSON.")] = True,
+    webhook_url: Annotated[str | None, typer.Option(help=_WEBHOOK_HELP)] = None,
 ) -> None:
     """Run one specialist task on compute; prints its id (and, with --wait, its outcome)."""
     try:
@@ -97,6 +106,7 @@ def task_run(
                 "tenant": tenant, "task_type": task_type, "boomer_ang_id": specialist,
                 "payload": json.loads(payload),
                 "max_cost_usd": None if max_cost_usd is None else str(max_cost_usd),
+                "webhook_url": webhook_url,
             }
         )  # fmt: skip
     except (ValidationError, json.JSONDecodeError) as exc:

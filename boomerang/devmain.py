@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import structlog
 
+from boomerang.api_cli import serve_api
 from boomerang.client import BoomerangClient
 from boomerang.devstack import embedded_stack
 from boomerang.logs import configure_logging
@@ -25,7 +26,7 @@ DEMO_BRIEF = (
 )
 
 
-def instructions(ui_url: str, run_id: str | None) -> str:
+def instructions(ui_url: str, run_id: str | None, api_url: str | None = None) -> str:
     waiting = quote('BoomerangStatus="awaiting_approval"')
     run = run_id or "RUN_ID"
     cp = "approve_founders_brief"
@@ -41,8 +42,15 @@ Approve the first checkpoint (any one of these):
   temporal workflow update execute --workflow-id {run} --name decide \\
       --input '{{"checkpoint":"{cp}","approver":"alice","decision":"approve"}}'
 Then: boomerang status {run}   ·   boomerang approvals
+{_api_lines(api_url) if api_url else ""}
 Ctrl-C stops everything; running `boomerang dev` again resumes every run where it was.
 """
+
+
+def _api_lines(api_url: str) -> str:
+    return f"""HTTP API:        {api_url}/docs
+  TOKEN=$(boomerang tokens create --tenant demo --name alice)
+  curl -H "Authorization: Bearer $TOKEN" {api_url}/approvals"""
 
 
 async def run_dev(settings: Settings, *, demo: bool) -> None:
@@ -65,6 +73,11 @@ async def run_dev(settings: Settings, *, demo: bool) -> None:
             run_id = await client.start_pipeline(
                 PipelineInput(tenant="demo", project_id="clinic-billing", brief=DEMO_BRIEF)
             )
-        print(instructions(stack.ui_url, run_id), flush=True)
+        api = asyncio.create_task(
+            serve_api(settings, conninfo=stack.conninfo, client=stack.client, stop=stop)
+        )
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        print(instructions(stack.ui_url, run_id, api_url), flush=True)
         await stop.wait()
         log.info("stopping")
+        await api

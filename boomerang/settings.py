@@ -54,5 +54,11 @@ class Settings(BaseSettings):
     # None: the price table shipped with Boomerang (boomerang/prices/).
     price_table: Path | None = None
 
+    # The HTTP API (`boomerang api`, `boomerang dev`).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8787, ge=0, le=65535)
+    # whsec_<base64>: signs outgoing webhooks and verifies compute callbacks.
+    webhook_secret: SecretStr | None = None
+
     log_level: str = "INFO"
     log_json: bool = False

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PipelineStatus,
         RunStatus,
     )
-    from boomerang.models.events import EventKind
+    from boomerang.models.events import EventKind, RunEvent
     from boomerang.models.pipeline import (
         CheckpointSpec,
         Decision,
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals import ApprovalBook, InvalidDecisionError
     from workflows.recording import EventLog
     from workflows.task import BoomerAngTask
+    from workflows.webhooks import checkpoint_data, send_webhook
 
 INVALID_DECISION = "InvalidDecision"
 PHASE_FAILED = "PhaseFailed"
@@ -204,6 +205,7 @@ class ValidationPipeline:
                 project_id=self._inp.project_id,
                 phase=phase.name,
                 expected_seconds=task.expected_seconds,
+                webhook_url=self._inp.webhook_url,
             ),
             id=f"{self._events.run_id}/task-{self._children:03d}-{task.task_type}",
         )
@@ -235,8 +237,9 @@ class ValidationPipeline:
                 "estimate_usd": str(check.estimate_usd),
                 "budget_usd": str(self._budget),
             }
-            self._emit(EventKind.BUDGET_REACHED, status="waiting", message="The run reached its budget",
-                       details=context)  # fmt: skip
+            reached = self._emit(EventKind.BUDGET_REACHED, status="waiting",
+                                 message="The run reached its budget", details=context)  # fmt: skip
+            await self._notify(reached)
             cp = budget_checkpoint()
             record = await self._await_checkpoint(cp, context=context)
             if record is None:
@@ -259,37 +262,40 @@ class ValidationPipeline:
         )
         if refused is not None:
             self._emit_refused(cp.name, refused.reason, via=refused.via)
-        self._emit(
+        opened = self._emit(
             EventKind.CHECKPOINT_OPENED,
             checkpoint=cp.name,
             deadline=deadline,
             message=f"Awaiting a decision: {cp.title}",
         )
         self._publish(RunStatus.AWAITING_APPROVAL)
+        await self._notify(opened, checkpoint_data(cp))
         if cp.reminder_after is not None and not await self._wait_settled(cp.name, now + cp.reminder_after):
             self._book.remind(cp.name, workflow.now())
-            self._emit(
+            reminded = self._emit(
                 EventKind.CHECKPOINT_REMINDED,
                 checkpoint=cp.name,
                 deadline=deadline,
                 message=f"Reminder: {cp.title} is waiting for a decision",
             )
+            await self._notify(reminded, checkpoint_data(cp))
         if not await self._wait_settled(cp.name, deadline):
             self._book.expire(cp.name)
-            self._emit(
+            expired = self._emit(
                 EventKind.CHECKPOINT_EXPIRED,
                 status="expired",
                 checkpoint=cp.name,
                 message=f"{cp.title} expired with no decision ({cp.on_expiry.value})",
             )
             self._publish(RunStatus.RUNNING)
+            await self._notify(expired)
             if cp.on_expiry is ExpiryPolicy.PROCEED:
                 return self._expired_proceed(cp)
             return None
         record = self._book.decision_for(cp.name)
         if record is None:  # settled and not expired means decided; never an input error
             raise ApplicationError(f"internal: {cp.name} settled without a decision", non_retryable=True)
-        self._emit(
+        decided = self._emit(
             EventKind.CHECKPOINT_DECIDED,
             checkpoint=cp.name,
             decision=record.decision.value,
@@ -302,6 +308,7 @@ class ValidationPipeline:
             },
         )
         self._publish(RunStatus.RUNNING)
+        await self._notify(decided)
         return record
 
     def _expired_proceed(self, cp: CheckpointSpec) -> DecisionRecord:
@@ -388,10 +395,15 @@ class ValidationPipeline:
 
     # -- events and visibility ---------------------------------------------------
 
-    def _emit(self, kind: EventKind, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, **fields: Any) -> RunEvent:
         phase = self._current_phase()
         fields.setdefault("phase", phase.name if phase else None)
-        self._events.emit(kind, **fields)
+        return self._events.emit(kind, **fields)
+
+    async def _notify(self, event: RunEvent, payload: dict[str, JsonValue] | None = None) -> None:
+        """Start the signed notification of `event` if the run has a webhook URL (never waits on it)."""
+        if self._inp.webhook_url is not None:
+            await send_webhook(event, url=str(self._inp.webhook_url), payload=payload)
 
     def _emit_refused(self, checkpoint: str | None, reason: str, *, via: str) -> None:
         known = checkpoint if checkpoint and self._spec.find_checkpoint(checkpoint) else None
@@ -410,8 +422,9 @@ class ValidationPipeline:
             RunStatus.EXPIRED: EventKind.PIPELINE_EXPIRED,
             RunStatus.FAILED: EventKind.PIPELINE_FAILED,
         }[status]
-        self._emit(kind, status=status.value, message=f"Validation {status.value}")
+        finished = self._emit(kind, status=status.value, message=f"Validation {status.value}")
         self._publish(status)
+        await self._notify(finished)
         await self._events.flush()
         return PipelineResult(
             status=status,

@@ -5,6 +5,12 @@ the specialist's compute function (every attempt costed in the Ledger) ->
 task_completed, or task_failed with a customer-safe message in the Charter and the
 error in the Ledger. Runs alone or as a child of a pipeline (sharing its run id,
 so its events and costs land in that run's Charter and Ledger).
+
+A compute function may also report back through the signed HTTP callback
+(`POST /webhooks/modal/task-complete`), which arrives as the `compute_callback`
+signal: kept once per webhook id and shown by the `callbacks` query. Dispatch
+still polls its call: a lost callback never loses a result. With a webhook URL,
+completion, failure and a budget stop are also sent to it (signed, retried).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.dispatch import DispatchActivities
     from activities.tasks import TaskActivities
     from boomerang.constants import TASK_WORKFLOW
-    from boomerang.models.events import EventKind
+    from boomerang.models.events import EventKind, RunEvent
     from boomerang.models.tasks import (
         Attribution,
         DispatchInput,
@@ -29,8 +35,10 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskPlan,
     )
+    from boomerang.webhooks.models import CallbackRecord
     from modal_app.contracts import TaskRequest
     from workflows.recording import EventLog
+    from workflows.webhooks import send_webhook
 
 TASK_FAILED = "TaskFailed"
 OVER_BUDGET = "OverBudget"
@@ -44,6 +52,8 @@ class BoomerAngTask:
         self._events = EventLog(
             run_id=inp.run_id or self._task_id, tenant=inp.tenant, project_id=inp.project_id
         )
+        self._webhook_url = None if inp.webhook_url is None else str(inp.webhook_url)
+        self._callbacks: dict[str, CallbackRecord] = {}
 
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskOutcome:
@@ -58,7 +68,7 @@ class BoomerAngTask:
         fields = {"phase": inp.phase, "boomer_ang_id": plan.boomer_ang_id, "task_type": plan.task_type}
         if inp.max_cost_usd is not None and plan.estimate.total_cost > inp.max_cost_usd:
             reason = f"estimated cost ${plan.estimate.total_cost} exceeds max_cost_usd ${inp.max_cost_usd}"
-            self._events.emit(
+            budget = self._events.emit(
                 EventKind.BUDGET_REACHED,
                 status="stopped",
                 **fields,
@@ -66,6 +76,7 @@ class BoomerAngTask:
                 cost=plan.estimate,
                 details={"reason": reason},
             )
+            await self._notify(budget)
             await self._events.flush()
             raise ApplicationError(reason, type=OVER_BUDGET, non_retryable=True)
 
@@ -81,20 +92,21 @@ class BoomerAngTask:
             outcome = await self._dispatch(inp, plan, request)
         except ActivityError as exc:
             error = str(exc.cause or exc)
-            self._events.emit(
+            failed = self._events.emit(
                 EventKind.TASK_FAILED,
                 status="failed",
                 **fields,
                 message=f"{plan.boomer_ang_id} could not complete the task",
                 details={"error": error, "error_type": type(exc.cause).__name__},
             )
+            await self._notify(failed)
             await self._events.flush()
             raise ApplicationError(
                 f"task {self._task_id} failed: {error}", type=TASK_FAILED, non_retryable=True
             ) from exc
 
         result = outcome.result
-        self._events.emit(
+        completed = self._events.emit(
             EventKind.TASK_COMPLETED,
             **fields,
             execution_time_s=result.execution_time_s,
@@ -106,6 +118,7 @@ class BoomerAngTask:
                 "warnings": list(result.warnings),
             },
         )
+        await self._notify(completed)
         await self._events.flush()
         return TaskOutcome(
             task_id=self._task_id,
@@ -118,6 +131,22 @@ class BoomerAngTask:
             execution_time_s=result.execution_time_s,
             cost_usd=outcome.cost.total_cost,
         )
+
+    # -- compute callbacks and webhooks ---------------------------------------------
+
+    @workflow.signal(name="compute_callback")
+    def compute_callback(self, record: CallbackRecord) -> None:
+        """A verified completion report; the same webhook id twice is kept once."""
+        self._callbacks.setdefault(record.webhook_id, record)
+
+    @workflow.query(name="callbacks")
+    def callbacks(self) -> list[CallbackRecord]:
+        return list(self._callbacks.values())
+
+    async def _notify(self, event: RunEvent) -> None:
+        """Start the signed notification of `event` when the task has a webhook URL."""
+        if self._webhook_url is not None:
+            await send_webhook(event, url=self._webhook_url)
 
     async def _plan(self, inp: TaskInput) -> TaskPlan:
         try:
@@ -132,7 +161,7 @@ class BoomerAngTask:
             )
         except ActivityError as exc:
             error = str(exc.cause or exc)
-            self._events.emit(
+            failed = self._events.emit(
                 EventKind.TASK_FAILED,
                 status="failed",
                 phase=inp.phase,
@@ -140,6 +169,7 @@ class BoomerAngTask:
                 message="The task could not be started",
                 details={"error": error},
             )
+            await self._notify(failed)
             await self._events.flush()
             raise ApplicationError(error, type=TASK_FAILED, non_retryable=True) from exc
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
@@ -140,5 +140,7 @@ class PipelineInput(BaseModel):
     # Who may decide: role -> people. A checkpoint names roles; a decision must come
     # from a person holding one of them. Empty: any named person may decide.
     roster: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Signed notifications (checkpoints, decisions, the end of the run) go here.
+    webhook_url: HttpUrl | None = None
     # USD the run may spend; crossing it waits at `approve_budget_increase`.
     budget_usd: Decimal | None = Field(default=None, gt=0)

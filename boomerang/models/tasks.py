@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
 
 from boomerang.models.events import CostBreakdown
 from modal_app.contracts import FunctionResult
@@ -31,6 +31,8 @@ class TaskInput(BaseModel):
     expected_seconds: float = Field(default=60, gt=0, description="For the cost estimate.")
     max_attempts: int = Field(default=3, ge=1, le=20)
     heartbeat_timeout: timedelta = Field(default=timedelta(seconds=30), ge=timedelta(seconds=1))
+    # Signed notifications of the task's end (completed, failed, over budget) go here.
+    webhook_url: HttpUrl | None = None
 
 
 class Attribution(BaseModel):

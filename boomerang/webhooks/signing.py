@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105  # the scheme's marker, not a secret
 TOLERANCE = timedelta(minutes=5)
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"

@@ -1,0 +1,65 @@
+"""HTTP bodies: what callers send and get back, beside the models the runs already use."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
+
+from boomerang.models.pipeline import Decision, PipelineSpec
+
+RUN_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,1000}$"
+
+
+class KickoffRequest(BaseModel):
+    """A `PipelineInput` without `tenant`: the tenant is the token's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project_id: str = Field(min_length=1, max_length=200)
+    brief: str = Field(min_length=1, max_length=50_000)
+    spec: PipelineSpec | None = Field(default=None, description="None: the default pipeline.")
+    context: dict[str, JsonValue] = Field(default_factory=dict)
+    roster: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    webhook_url: HttpUrl | None = Field(default=None, description="Signed notifications of this run go here.")
+
+
+class KickoffResponse(BaseModel):
+    run_id: str
+    status_url: str
+
+
+class ApproveRequest(BaseModel):
+    """A `DecisionInput` plus the run, without `approver`: the approver is the token's identity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
+    checkpoint: str = Field(min_length=1, max_length=64)
+    decision: Decision = Decision.APPROVE
+    comment: str | None = Field(default=None, max_length=10_000)
+    decision_id: str | None = Field(default=None, min_length=1, max_length=200)
+    target_phase: str | int | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    temporal: bool
+    database: bool
+
+
+class CallbackAck(BaseModel):
+    status: Literal["accepted", "duplicate", "too_late"] = Field(
+        description="accepted: handed to the task; duplicate: this webhook-id was already taken; "
+        "too_late: the task had already finished"
+    )
+    task_id: str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes, so clients (and schemathesis) know them."""
+    return {code: {"model": ErrorBody} for code in codes}

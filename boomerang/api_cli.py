@@ -1,0 +1,187 @@
+"""`boomerang api`, `boomerang tokens ...` and `boomerang webhooks ...`.
+
+Mounted by `boomerang/cli.py`:
+
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(webhooks_app, name="webhooks")
+    app.command("api", help="Serve the HTTP API.")(api_command)
+
+A token is printed once, at creation, on stdout alone (so `TOKEN=$(boomerang
+tokens create ...)` works); only its SHA-256 is stored. `serve_api` is also what
+`boomerang dev` runs beside its worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Annotated, Any, TypeVar
+
+import psycopg
+import structlog
+import typer
+import uvicorn
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+
+from boomerang.api import create_app
+from boomerang.client import BoomerangClient
+from boomerang.connect import connect_temporal
+from boomerang.logs import configure_logging
+from boomerang.settings import Settings
+from boomerang.store.deliveries import DeliveryStore
+from boomerang.store.embedded import resolve_conninfo
+from boomerang.store.migrate import apply_migrations
+from boomerang.store.recorder import open_pool
+from boomerang.store.tokens import ApiRole, TokenError, create_token, list_tokens, revoke_token
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+tokens_app = typer.Typer(no_args_is_help=True, help="API bearer tokens: one tenant and one role each.")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Outgoing webhooks: what could not be delivered.")
+
+
+@contextlib.asynccontextmanager
+async def _pool(settings: Settings) -> AsyncIterator[Pool]:
+    conninfo = await asyncio.to_thread(resolve_conninfo, settings)
+    if settings.database_url is None:  # the embedded server is ours to migrate
+        await apply_migrations(conninfo)
+    pool = await open_pool(conninfo, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _with_pool(job: Callable[[Pool], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with _pool(Settings()) as pool:
+            return await job(pool)
+
+    return asyncio.run(main())
+
+
+@tokens_app.command("create")
+def tokens_create(
+    tenant: Annotated[str, typer.Option(help="The tenant whose runs the token may see.")],
+    role: Annotated[ApiRole, typer.Option(help="approver: start and decide; viewer: read only.")] = (
+        ApiRole.APPROVER
+    ),
+    name: Annotated[str | None, typer.Option(help="Who holds it; decisions are recorded under it.")] = None,
+) -> None:
+    """Create a token and print it once; it cannot be shown again."""
+    try:
+        issued = _with_pool(lambda pool: create_token(pool, tenant=tenant, role=role, name=name))
+    except TokenError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    info = issued.info
+    typer.echo(f"token {info.name} ({info.role.value}) for tenant {info.tenant}; shown once:", err=True)
+    typer.echo(issued.token.get_secret_value())
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name_or_prefix: Annotated[
+        str, typer.Argument(help="The token's name, or its prefix (bmr_<prefix>_...).")
+    ],
+    tenant: Annotated[str, typer.Option(help="The tenant the token belongs to.")],
+) -> None:
+    """Revoke a live token; requests with it are refused at once."""
+    revoked = _with_pool(lambda pool: revoke_token(pool, tenant=tenant, name_or_prefix=name_or_prefix))
+    if not revoked:
+        typer.echo(f"no live token {name_or_prefix!r} for tenant {tenant!r}", err=True)
+        raise typer.Exit(1)
+    for token in revoked:
+        typer.echo(f"revoked {token.name} (bmr_{token.prefix}_...)")
+
+
+@tokens_app.command("list")
+def tokens_list(tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None) -> None:
+    """List tokens (never their secrets)."""
+    for t in _with_pool(lambda pool: list_tokens(pool, tenant=tenant)):
+        state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
+        typer.echo(f"{t.tenant}  {t.name}  {t.role.value}  bmr_{t.prefix}_...  {state}")
+
+
+@webhooks_app.command("dead-letters")
+def dead_letters(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Webhooks that were given up on, newest first."""
+    letters = _with_pool(lambda pool: DeliveryStore(pool).dead_letters(tenant=tenant, run_id=run_id))
+    if as_json:
+        typer.echo(json.dumps([letter.model_dump(mode="json") for letter in letters], indent=2))
+        return
+    if not letters:
+        typer.echo("no dead letters")
+    for d in letters:
+        when = f"{d.dead_at:%Y-%m-%d %H:%M}" if d.dead_at else "-"
+        typer.echo(f"{when}  {d.tenant}  {d.run_id}  {d.event}  {d.url}  {d.attempts} attempt(s): {d.reason}")
+
+
+class _HostedServer(uvicorn.Server):
+    """A uvicorn server inside a process that owns SIGINT/SIGTERM itself (`boomerang dev`)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api(
+    settings: Settings,
+    *,
+    conninfo: str,
+    client: Client | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until `stop` is set (or, without one, until SIGINT/SIGTERM)."""
+    temporal = client or await connect_temporal(settings)
+    pool = await open_pool(conninfo, min_size=1, max_size=10)
+    try:
+        app = create_app(
+            client=BoomerangClient(temporal, task_queue=settings.temporal_task_queue),
+            pool=pool,
+            settings=settings,
+            webhook_secret=settings.webhook_secret,
+        )
+        config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None)
+        server = uvicorn.Server(config) if stop is None else _HostedServer(config)
+        serving = asyncio.create_task(server.serve())
+        if stop is not None:
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            stopping.cancel()
+        await serving
+    finally:
+        await pool.close()
+
+
+def api_command(
+    host: Annotated[str | None, typer.Option(help="Default: BOOMERANG_API_HOST or 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: BOOMERANG_API_PORT or 8787.")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) against BOOMERANG_TEMPORAL_ADDRESS and DATABASE_URL."""
+    overrides: dict[str, Any] = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
+    settings = Settings(**overrides)
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    if settings.webhook_secret is None:
+        log.warning("BOOMERANG_WEBHOOK_SECRET is not set: compute callbacks are refused (503)")
+
+    async def main() -> None:
+        conninfo = await asyncio.to_thread(resolve_conninfo, settings)
+        if settings.database_url is None:
+            await apply_migrations(conninfo)
+        typer.echo(
+            f"Boomerang API on http://{settings.api_host}:{settings.api_port} (docs at /docs)", err=True
+        )
+        await serve_api(settings, conninfo=conninfo)
+
+    asyncio.run(main())
