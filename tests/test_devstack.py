@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
+
 from boomerang.client import BoomerangClient
 from boomerang.devstack import search_attribute_flags
 from boomerang.models.decisions import DecisionInput, RunStatus
@@ -52,18 +54,23 @@ async def _dev(env: dict[str, str]) -> AsyncIterator[str]:
 
 
 async def test_dev_stack_runs_a_pipeline_and_resumes_it_after_a_restart(tmp_path: Path) -> None:
-    port, ui_port = _free_port(), _free_port()
+    port, ui_port, api_port = _free_port(), _free_port(), _free_port()
     env = {
         **os.environ,
         "BOOMERANG_STATE_DIR": str(tmp_path / "state"),
         "BOOMERANG_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         "BOOMERANG_TEMPORAL_UI_PORT": str(ui_port),
+        "BOOMERANG_API_PORT": str(api_port),
     }
     env.pop("DATABASE_URL", None)
     settings = Settings(temporal_address=f"127.0.0.1:{port}")
 
     async with _dev(env) as banner:
         assert f"http://localhost:{ui_port}/namespaces/default/workflows" in banner
+        assert f"http://127.0.0.1:{api_port}/docs" in banner
+        async with httpx.AsyncClient() as http:  # the HTTP API is up beside the worker
+            health = await http.get(f"http://127.0.0.1:{api_port}/health")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
         client = await BoomerangClient.connect(settings)
         run_id = await client.start_pipeline(PipelineInput(tenant="acme", project_id="p", brief=BRIEF))
         await wait_for_checkpoint(client, run_id, "approve_founders_brief", timeout_s=60)

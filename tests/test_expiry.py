@@ -60,6 +60,9 @@ async def test_expiry_can_proceed_and_a_late_decision_is_refused(
         async with asyncio.timeout(30):
             while not (status := await client.status(run_id)).refused:
                 await asyncio.sleep(0.02)
+        # The time-skipping server is shared: a run left waiting with no worker would
+        # hold its clock still for every later test.
+        await handle.terminate("test finished")
 
     assert [cp.name for cp in status.pending] == ["approve_customer_profile"]
     assert status.status is RunStatus.AWAITING_APPROVAL

@@ -40,6 +40,7 @@ async def approve(body: ApproveRequest, token: Approver, ctx: Ctx) -> DecisionRe
         comment=body.comment,
         decision_id=body.decision_id,
         target_phase=body.target_phase,
+        budget_usd=body.budget_usd,
     )
     try:
         async with upstream("decision", ctx.timeout_s):

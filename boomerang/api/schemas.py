@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
@@ -22,6 +23,7 @@ class KickoffRequest(BaseModel):
     context: dict[str, JsonValue] = Field(default_factory=dict)
     roster: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     webhook_url: HttpUrl | None = Field(default=None, description="Signed notifications of this run go here.")
+    budget_usd: Decimal | None = Field(default=None, gt=0, description="USD the run may spend before asking.")
 
 
 class KickoffResponse(BaseModel):
@@ -40,6 +42,7 @@ class ApproveRequest(BaseModel):
     comment: str | None = Field(default=None, max_length=10_000)
     decision_id: str | None = Field(default=None, min_length=1, max_length=200)
     target_phase: str | int | None = None
+    budget_usd: Decimal | None = Field(default=None, gt=0, description="approve_budget_increase: new budget")
 
 
 class Health(BaseModel):
