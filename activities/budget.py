@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from boomerang.pricing import PriceTable, UnknownPriceError, estimate
+from boomerang.pricing import PriceTable, UnknownPriceError, estimate_function
 from modal_app.functions import lookup
 from modal_app.specialists import UnknownSpecialistError, specialist_for
 
@@ -45,13 +45,7 @@ class BudgetActivities:
         try:
             name = inp.function or specialist_for(inp.task_type or "").function
             fn = lookup(name)
-            planned = estimate(
-                self._prices,
-                seconds=inp.expected_seconds,
-                gpu_type=fn.gpu,
-                cpu=fn.cpu,
-                memory_mib=fn.memory_mib,
-            )
+            planned = estimate_function(self._prices, fn, seconds=inp.expected_seconds)
         except (UnknownSpecialistError, UnknownPriceError, LookupError) as exc:
             raise ApplicationError(str(exc), type="UnknownWork", non_retryable=True) from exc
         return BudgetCheck(

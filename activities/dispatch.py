@@ -23,7 +23,7 @@ from activities.compute import ComputeBackend, ComputeError, cancel_is_final
 from activities.records import EventSink
 from boomerang.models.events import CostBreakdown, EventKind, RunEvent
 from boomerang.models.tasks import DispatchInput, DispatchOutcome
-from boomerang.pricing import PriceTable, cost_of, estimate
+from boomerang.pricing import PriceTable, cost_of, estimate_function
 from modal_app.contracts import FunctionResult
 from modal_app.functions import lookup
 
@@ -88,13 +88,7 @@ class Dispatcher:
             fn = lookup(function)
         except LookupError:
             return CostBreakdown(price_table_version=self._prices.version)
-        return estimate(
-            self._prices,
-            seconds=time.monotonic() - started,
-            gpu_type=fn.gpu,
-            cpu=fn.cpu,
-            memory_mib=fn.memory_mib,
-        )
+        return estimate_function(self._prices, fn, seconds=time.monotonic() - started)
 
     async def _record(
         self,

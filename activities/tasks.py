@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from boomerang.models.tasks import PlanTaskInput, TaskPlan
-from boomerang.pricing import PriceTable, UnknownPriceError, estimate
+from boomerang.pricing import PriceTable, UnknownPriceError, estimate_function
 from modal_app.functions import lookup
 from modal_app.specialists import UnknownSpecialistError, get_specialist, specialist_for
 
@@ -29,13 +29,7 @@ class TaskActivities:
                     f"it handles: {', '.join(specialist.task_types)}"
                 )
             fn = lookup(specialist.function)
-            cost = estimate(
-                self._prices,
-                seconds=inp.expected_seconds,
-                gpu_type=fn.gpu,
-                cpu=fn.cpu,
-                memory_mib=fn.memory_mib,
-            )
+            cost = estimate_function(self._prices, fn, seconds=inp.expected_seconds)
         except (UnknownSpecialistError, UnknownPriceError, LookupError) as exc:
             # Asking again will not make a specialist appear: fail the task at once.
             raise ApplicationError(str(exc), type=UNKNOWN_TASK, non_retryable=True) from exc

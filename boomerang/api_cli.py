@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
 import psycopg
@@ -31,6 +31,7 @@ from boomerang.client import BoomerangClient
 from boomerang.connect import connect_temporal
 from boomerang.logs import configure_logging
 from boomerang.settings import Settings
+from boomerang.store.cli import run_with_pool
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.embedded import resolve_conninfo
 from boomerang.store.migrate import apply_migrations
@@ -45,26 +46,6 @@ tokens_app = typer.Typer(no_args_is_help=True, help="API bearer tokens: one tena
 webhooks_app = typer.Typer(no_args_is_help=True, help="Outgoing webhooks: what could not be delivered.")
 
 
-@contextlib.asynccontextmanager
-async def _pool(settings: Settings) -> AsyncIterator[Pool]:
-    conninfo = await asyncio.to_thread(resolve_conninfo, settings)
-    if settings.database_url is None:  # the embedded server is ours to migrate
-        await apply_migrations(conninfo)
-    pool = await open_pool(conninfo, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-def _with_pool(job: Callable[[Pool], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with _pool(Settings()) as pool:
-            return await job(pool)
-
-    return asyncio.run(main())
-
-
 @tokens_app.command("create")
 def tokens_create(
     tenant: Annotated[str, typer.Option(help="The tenant whose runs the token may see.")],
@@ -75,7 +56,7 @@ def tokens_create(
 ) -> None:
     """Create a token and print it once; it cannot be shown again."""
     try:
-        issued = _with_pool(lambda pool: create_token(pool, tenant=tenant, role=role, name=name))
+        issued = run_with_pool(lambda pool: create_token(pool, tenant=tenant, role=role, name=name))
     except TokenError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -92,7 +73,7 @@ def tokens_revoke(
     tenant: Annotated[str, typer.Option(help="The tenant the token belongs to.")],
 ) -> None:
     """Revoke a live token; requests with it are refused at once."""
-    revoked = _with_pool(lambda pool: revoke_token(pool, tenant=tenant, name_or_prefix=name_or_prefix))
+    revoked = run_with_pool(lambda pool: revoke_token(pool, tenant=tenant, name_or_prefix=name_or_prefix))
     if not revoked:
         typer.echo(f"no live token {name_or_prefix!r} for tenant {tenant!r}", err=True)
         raise typer.Exit(1)
@@ -103,7 +84,7 @@ def tokens_revoke(
 @tokens_app.command("list")
 def tokens_list(tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None) -> None:
     """List tokens (never their secrets)."""
-    for t in _with_pool(lambda pool: list_tokens(pool, tenant=tenant)):
+    for t in run_with_pool(lambda pool: list_tokens(pool, tenant=tenant)):
         state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
         typer.echo(f"{t.tenant}  {t.name}  {t.role.value}  bmr_{t.prefix}_...  {state}")
 
@@ -115,7 +96,7 @@ def dead_letters(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Webhooks that were given up on, newest first."""
-    letters = _with_pool(lambda pool: DeliveryStore(pool).dead_letters(tenant=tenant, run_id=run_id))
+    letters = run_with_pool(lambda pool: DeliveryStore(pool).dead_letters(tenant=tenant, run_id=run_id))
     if as_json:
         typer.echo(json.dumps([letter.model_dump(mode="json") for letter in letters], indent=2))
         return

@@ -22,12 +22,15 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from boomerang.models.events import CostBreakdown
 from modal_app.contracts import FunctionResult, TokenUsage
+
+if TYPE_CHECKING:  # the registry imports every function body; costing needs only its shape
+    from modal_app.functions import ComputeFunction
 
 DEFAULT_TABLE = "2026-11.json"
 PRICE_TABLE_ENV = "BOOMERANG_PRICE_TABLE"
@@ -169,3 +172,10 @@ def cost_of(result: FunctionResult, table: PriceTable) -> CostBreakdown:
         memory_mib=result.memory_mib,
         usage=result.usage,
     )
+
+
+def estimate_function(
+    table: PriceTable, fn: ComputeFunction[Any], *, seconds: float | Decimal
+) -> CostBreakdown:
+    """What `seconds` of a registered compute function cost on its configured resources."""
+    return estimate(table, seconds=seconds, gpu_type=fn.gpu, cpu=fn.cpu, memory_mib=fn.memory_mib)

@@ -64,7 +64,9 @@ async def _pool() -> AsyncIterator[Pool]:
         await pool.close()
 
 
-def _run(job: Callable[[Pool], Awaitable[T]]) -> T:
+def run_with_pool(job: Callable[[Pool], Awaitable[T]]) -> T:
+    """Run one database job for a CLI command, on a short-lived pool."""
+
     async def main() -> T:
         async with _pool() as pool:
             return await job(pool)
@@ -90,7 +92,7 @@ def verify_command(
             heads = [h for h in heads if h.stream == run_id]
         return await ledger_ops.verify_against_anchor(pool, heads)
 
-    report = _run(job)
+    report = run_with_pool(job)
     if report.first_break is not None:
         typer.echo(f"BROKEN {report.first_break.describe()}", err=True)
         typer.echo(f"{len(report.breaks)} of {report.streams_checked} streams broken", err=True)
@@ -101,14 +103,14 @@ def verify_command(
 @ledger_app.command("anchor")
 def anchor_command() -> None:
     """Print every stream's head as JSON; keep it outside the database."""
-    heads = _run(ledger_ops.anchor)
+    heads = run_with_pool(ledger_ops.anchor)
     typer.echo(ledger_ops.HEADS.dump_json(heads, indent=2).decode())
 
 
 @ledger_app.command("show")
 def show_command(run_id: Annotated[str, typer.Argument(help="The run to list.")]) -> None:
     """List a run's Ledger rows with their costs, and the total."""
-    statement = _run(lambda pool: queries.ledger_for_run(pool, run_id))
+    statement = run_with_pool(lambda pool: queries.ledger_for_run(pool, run_id))
     for e in statement.entries:
         cost = "" if e.total_cost is None else f"${e.total_cost}"
         who = " ".join(x for x in (e.provider, e.model_name, e.gpu_type) if x)
@@ -122,7 +124,7 @@ def charter_command(
     tenant: Annotated[str, typer.Option("--tenant", help="Read as this tenant.")],
 ) -> None:
     """Show a run's Charter exactly as its tenant sees it (row-level security applies)."""
-    rows = _run(lambda pool: queries.charter_for_run(pool, run_id, tenant))
+    rows = run_with_pool(lambda pool: queries.charter_for_run(pool, run_id, tenant))
     for row in rows:
         typer.echo(json.dumps(row.model_dump(mode="json"), ensure_ascii=False))
     if not rows:
@@ -134,7 +136,7 @@ def cost_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """What a run has cost so far, by phase and specialist (every attempt counts)."""
-    report = _run(lambda pool: cost_report(pool, run_id))
+    report = run_with_pool(lambda pool: cost_report(pool, run_id))
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return
