@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from boomerang.models.decisions import RunStatus
 from boomerang.models.events import EventKind
 from boomerang.models.pipeline import Decision, PipelineInput
-from boomerang.store.queries import ledger_for_run
+from boomerang.store.queries import Pool, charter_for_run, ledger_for_run
 from tests.fixtures.temporal import StartWorker
 from tests.helpers import BRIEF, CHECKPOINTS, approve_through, decide
 
@@ -135,3 +138,29 @@ async def test_override_proceed_passes_a_gate(
     assert result.status is RunStatus.COMPLETED
     gate = next(d for d in result.decisions if d.checkpoint == "approve_feasibility_gate")
     assert gate.decision is Decision.OVERRIDE_PROCEED and gate.comment == "CTO signs off"
+
+
+async def test_a_phase_that_cannot_succeed_fails_the_run_with_a_reason(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker, store_pool: Pool
+) -> None:
+    # Inputs the desirability phase refuses: a permanent error, so no retries either.
+    bad = {"baseline_conversion": 0.5, "target_conversion": 0.1}
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input(context=bad))
+        await approve_through(client, run_id, CHECKPOINTS[:3])
+        with pytest.raises(WorkflowFailureError) as failed:
+            await client.result(run_id)
+        status = await client.status(run_id)
+
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "PhaseFailed"
+    assert "need 0 < baseline_conversion < target_conversion < 1" in cause.message
+    assert status.status is RunStatus.FAILED
+    charter = await charter_for_run(store_pool, run_id, "acme")
+    assert [r.event for r in charter][-2:] == ["phase_failed", "pipeline_failed"]
+    assert charter[-2].message == "Phase 2 · Desirability could not be completed"
+    ledger = await ledger_for_run(store_pool, run_id)
+    failed_attempts = [
+        e for e in ledger.entries if e.kind == EventKind.COMPUTE_ATTEMPT and e.status == "failed"
+    ]
+    assert [e.attempt for e in failed_attempts] == [1]
