@@ -31,35 +31,27 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import JsonValue
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities.local_backend import LocalBackend
-from boomerang.binaries import temporal_cli
+from bench.stack import embedded_stack
 from boomerang.client import BoomerangClient
-from boomerang.constants import SEARCH_ATTRIBUTES
 from boomerang.models.tasks import TaskInput
-from boomerang.store.embedded import start_embedded_postgres
-from boomerang.store.migrate import apply_migrations
-from boomerang.store.recorder import EventStore, open_pool
+from boomerang.store.recorder import EventStore
 from modal_app.contracts import FunctionResult, TaskRequest
 from modal_app.functions import invoke, lookup
 from modal_app.llm import OFFLINE_PROVIDER
 from modal_app.specialists import specialist_for
 from worker import build_worker
 
-SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
 # Set either and Code_Ang would call a real model: the figures would be the network's.
 LLM_KEY_VARS = ("BOOMERANG_LLM_API_KEY", "OPENROUTER_API_KEY")
 TENANT = "bench"
@@ -314,43 +306,28 @@ class Options:
 
 
 async def bench(opts: Options) -> None:
-    with tempfile.TemporaryDirectory(prefix="boomerang-bench-") as tmp:
-        pg = await asyncio.to_thread(start_embedded_postgres, Path(tmp) / "pg")
+    async with embedded_stack() as (env, pool):
+        backend = LocalBackend(max_concurrency=opts.processes)
         try:
-            await apply_migrations(pg.conninfo)
-            pool = await open_pool(pg.conninfo, max_size=20)
-            env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=str(temporal_cli()),
-                dev_server_database_filename=str(Path(tmp) / "temporal.db"),
-                dev_server_extra_args=list(SQLITE_PRAGMAS),
-                search_attributes=SEARCH_ATTRIBUTES,
-                data_converter=pydantic_data_converter,
-            )
-            backend = LocalBackend(max_concurrency=opts.processes)
-            try:
-                async with build_worker(
-                    env.client,
-                    task_queue=f"bench-dispatch-{os.getpid()}",
-                    backend=backend,
-                    events=EventStore(pool),
-                ) as worker:
-                    client = BoomerangClient(env.client, task_queue=worker.task_queue)
-                    tasks_run = await _bench_on(client, backend, opts)
-                async with pool.connection() as conn:
-                    cur = await conn.execute(
-                        "SELECT kind, count(*) FROM ledger WHERE tenant = %s GROUP BY kind ORDER BY kind",
-                        (TENANT,),
-                    )
-                    rows = dict(await cur.fetchall())
-                print(f"Ledger rows for {tasks_run} BoomerAngTasks: {rows}")
-                if rows.get("compute_attempt") != tasks_run:
-                    raise RuntimeError("every task should have exactly one compute_attempt row")
-            finally:
-                await backend.aclose()
-                await env.shutdown()
-                await pool.close()
+            async with build_worker(
+                env.client,
+                task_queue=f"bench-dispatch-{os.getpid()}",
+                backend=backend,
+                events=EventStore(pool),
+            ) as worker:
+                client = BoomerangClient(env.client, task_queue=worker.task_queue)
+                tasks_run = await _bench_on(client, backend, opts)
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT kind, count(*) FROM ledger WHERE tenant = %s GROUP BY kind ORDER BY kind",
+                    (TENANT,),
+                )
+                rows = dict(await cur.fetchall())
+            print(f"Ledger rows for {tasks_run} BoomerAngTasks: {rows}")
+            if rows.get("compute_attempt") != tasks_run:
+                raise RuntimeError("every task should have exactly one compute_attempt row")
         finally:
-            pg.stop()
+            await backend.aclose()
 
 
 async def _check_offline(function: str, request: dict[str, Any]) -> None:

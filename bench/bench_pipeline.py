@@ -31,13 +31,11 @@ import itertools
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Protocol
 
 from temporalio import activity, workflow
@@ -45,20 +43,16 @@ from temporalio import activity, workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
     from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
     from activities.local_backend import LocalBackend
-    from boomerang.binaries import temporal_cli
+    from bench.stack import embedded_stack
     from boomerang.client import BoomerangClient
-    from boomerang.constants import SEARCH_ATTRIBUTES
     from boomerang.models.decisions import DecisionInput, RunStatus
     from boomerang.models.pipeline import PipelineInput
     from boomerang.pipelines import startup_validation_pipeline
-    from boomerang.store.embedded import start_embedded_postgres
-    from boomerang.store.migrate import apply_migrations
-    from boomerang.store.recorder import EventStore, open_pool
+    from boomerang.store.recorder import EventStore
     from worker import build_worker
 
 # (phase, its checkpoints) of the default pipeline: the bare workflow copies the shape.
@@ -69,7 +63,6 @@ CHECKPOINTS = tuple(cp for _, cps in LAYOUT for cp in cps)
 # Checkpoints whose decision closes a phase (the last one ends the run instead).
 CLOSES_PHASE = frozenset(cps[-1] for _, cps in LAYOUT[:-1])
 BRIEF = "Clinics struggle with manual billing errors that waste hours; we automate billing."
-SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
 
 
 # -- the bare workflow ----------------------------------------------------------------
@@ -313,29 +306,13 @@ def _ratio(ours: Figures, bare: Figures) -> str:
 
 
 async def bench(runs: Sequence[int], *, poll_s: float, processes: int, bare_signal: bool) -> None:
-    with tempfile.TemporaryDirectory(prefix="boomerang-bench-") as tmp:
-        pg = await asyncio.to_thread(start_embedded_postgres, Path(tmp) / "pg")
+    async with embedded_stack() as (env, pool):
+        backend = LocalBackend(max_concurrency=processes)
+        print(f"poll every {poll_s * 1000:g} ms, {processes} compute processes, {os.cpu_count()} CPUs")
         try:
-            await apply_migrations(pg.conninfo)
-            pool = await open_pool(pg.conninfo, max_size=20)
-            env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=str(temporal_cli()),
-                dev_server_database_filename=str(Path(tmp) / "temporal.db"),
-                dev_server_extra_args=list(SQLITE_PRAGMAS),
-                search_attributes=SEARCH_ATTRIBUTES,
-                data_converter=pydantic_data_converter,
-            )
-            backend = LocalBackend(max_concurrency=processes)
-            print(f"poll every {poll_s * 1000:g} ms, {processes} compute processes, "
-                  f"{os.cpu_count()} CPUs")  # fmt: skip
-            try:
-                await _bench_on(env, backend, EventStore(pool), runs, poll_s, bare_signal)
-            finally:
-                await backend.aclose()
-                await env.shutdown()
-                await pool.close()
+            await _bench_on(env, backend, EventStore(pool), runs, poll_s, bare_signal)
         finally:
-            pg.stop()
+            await backend.aclose()
 
 
 async def _bench_on(

@@ -27,6 +27,10 @@ from boomerang.settings import Settings
 from boomerang.store.embedded import start_embedded_postgres
 from boomerang.store.migrate import apply_migrations
 
+# History survives a process crash in WAL mode with synchronous=normal, and it is
+# about three times faster than SQLite's default journal (see DESIGN.md).
+SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+
 _SA_TYPES = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList", "INT": "Int", "TEXT": "Text"}
 
 
@@ -67,7 +71,7 @@ class TemporalDevServer:
             str(temporal_cli()), "server", "start-dev",
             "--ip", self.ip, "--port", str(self.port), "--ui-port", str(self.ui_port),
             "--db-filename", str(self.state_dir / "temporal.db"),
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            *SQLITE_PRAGMAS,
             "--log-level", "warn", "--ui-disable-news-fetch",
             *search_attribute_flags(),
         ]  # fmt: skip

@@ -7,7 +7,6 @@ protocol from a script of replies, so the client is tested over a socket, not a 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from modal_app.contracts import TaskRequest
+from tests.http_server import serving
 
 
 @dataclass
@@ -86,17 +86,8 @@ class ChatServer:
 
     @contextmanager
     def running(self) -> Iterator[ChatServer]:
-        # A short poll interval: shutdown() waits for the next poll.
-        thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        thread.start()
-        try:
+        with serving(self.httpd):
             yield self
-        finally:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            thread.join()
 
 
 def task(task_type: str, boomer_ang_id: str, payload: dict[str, Any]) -> dict[str, Any]:

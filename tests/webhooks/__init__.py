@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.models.events import EventKind, RunEvent
     from boomerang.store.deliveries import DeliveryStore
     from boomerang.webhooks.models import DeliveryPolicy
+    from tests.http_server import serving
     from workflows.webhooks import DeliverWebhook, send_webhook
 
 SECRET = SecretStr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
@@ -99,16 +100,8 @@ class Endpoint:
 
     @contextmanager
     def running(self) -> Iterator[Endpoint]:
-        thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        thread.start()
-        try:
+        with serving(self.httpd):
             yield self
-        finally:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            thread.join()
 
 
 class NotifyInput(BaseModel):
