@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -121,8 +122,14 @@ async def serve_api(
     conninfo: str,
     client: Client | None = None,
     stop: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve until `stop` is set (or, without one, until SIGINT/SIGTERM)."""
+    """Serve until `stop` is set (or, without one, until SIGINT/SIGTERM).
+
+    `sock`, already bound (by `boomerang dev`, before it starts anything), replaces
+    binding `settings.api_host:api_port` here, so nothing can take the port in between.
+    Raises ApiStartError when the server cannot start, instead of uvicorn's sys.exit.
+    """
     temporal = client or await connect_temporal(settings)
     pool = await open_pool(conninfo, min_size=1, max_size=10)
     try:
@@ -134,7 +141,7 @@ async def serve_api(
         )
         config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None)
         server = uvicorn.Server(config) if stop is None else _HostedServer(config)
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(_serve(server, sock))
         if stop is not None:
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -143,6 +150,19 @@ async def serve_api(
         await serving
     finally:
         await pool.close()
+
+
+class ApiStartError(RuntimeError):
+    """The HTTP API could not start (uvicorn has logged why)."""
+
+
+async def _serve(server: uvicorn.Server, sock: socket.socket | None) -> None:
+    try:
+        await server.serve(sockets=[sock] if sock is not None else None)
+    except SystemExit:  # uvicorn's answer to a failed startup; in a task it would end the loop
+        raise ApiStartError(
+            f"the HTTP API could not start on {server.config.host}:{server.config.port}"
+        ) from None
 
 
 def api_command(

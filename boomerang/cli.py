@@ -196,12 +196,33 @@ def approvals(
 
 @app.command()
 def dev(
-    demo: Annotated[bool, typer.Option(help="Start one demo pipeline to approve.")] = True,
+    demo: Annotated[
+        bool, typer.Option(help="Start a demo pipeline to approve, unless one is still in flight.")
+    ] = True,
+    temporal_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Temporal gRPC port. Default: from BOOMERANG_TEMPORAL_ADDRESS."),
+    ] = None,
+    ui_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Temporal Web UI port. Default: BOOMERANG_TEMPORAL_UI_PORT."),
+    ] = None,
+    api_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="HTTP API port. Default: BOOMERANG_API_PORT.")
+    ] = None,
 ) -> None:
-    """Run everything on this machine: Temporal + UI, Postgres, worker."""
-    from boomerang.devmain import run_dev
+    """Run everything on this machine: Temporal + UI, Postgres, worker, HTTP API."""
+    from boomerang.devmain import dev_settings, run_dev
+    from boomerang.devstack import DevStackError
 
-    asyncio.run(run_dev(Settings(), demo=demo))
+    try:
+        settings = dev_settings(Settings(), temporal_port=temporal_port, ui_port=ui_port, api_port=api_port)
+        asyncio.run(run_dev(settings, demo=demo))
+    except DevStackError as exc:
+        typer.echo(f"boomerang dev: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # before the stack took over SIGINT: nothing was started
+        raise typer.Exit(130) from None
 
 
 @app.command()

@@ -1,83 +1,166 @@
-"""`boomerang dev`: the embedded stack, a worker, and (optionally) a demo run."""
+"""`boomerang dev`: the embedded stack, a worker, the HTTP API and (optionally) a demo run.
+
+    asyncio.run(run_dev(settings, demo=True))   # DevStackError: one line for the user
+
+Every port is checked before anything starts. Once running, the first part to stop
+(the Temporal child, the API, the worker) stops all the others, and so does SIGINT or
+SIGTERM, at any moment, startup included: each part stops what it started, the
+embedded PostgreSQL included, and every child is reaped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 import warnings
-from urllib.parse import quote
 
 import structlog
 
 from boomerang.api_cli import serve_api
 from boomerang.client import BoomerangClient
-from boomerang.devstack import embedded_stack
+from boomerang.devbanner import Banner
+from boomerang.devdemo import ensure_demo_run
+from boomerang.devstack import (
+    DevStackError,
+    Stack,
+    become_subreaper,
+    bind_port,
+    check_ports,
+    dev_ports,
+    embedded_stack,
+    reap_children,
+)
 from boomerang.logs import configure_logging
-from boomerang.models.pipeline import PipelineInput
 from boomerang.settings import Settings
 
 log = structlog.get_logger()
 
-DEMO_BRIEF = (
-    "We build an API platform that automates billing for small clinics. "
-    "Clinic managers struggle with manual insurance claims that waste hours every week "
-    "and cause costly errors. We think they would pay $49 a month for automation that "
-    "saves time and reduces rejected claims."
-)
+# How often the running stack looks at its parts; a dead part is noticed within this.
+_WATCH_S = 0.5
 
 
-def instructions(ui_url: str, run_id: str | None, api_url: str | None = None) -> str:
-    waiting = quote('BoomerangStatus="awaiting_approval"')
-    run = run_id or "RUN_ID"
-    cp = "approve_founders_brief"
-    return f"""
-Boomerang is running.
-  Temporal UI:     {ui_url}/namespaces/default/workflows
-  Waiting on you:  {ui_url}/namespaces/default/workflows?query={waiting}
-{f"  Demo run:        {run_id}" if run_id else ""}
-Approve the first checkpoint (any one of these):
-  boomerang decide {run} {cp} approve --by alice
-  temporal workflow signal --workflow-id {run} --name approve \\
-      --input '{{"checkpoint":"{cp}","approver":"alice"}}'
-  temporal workflow update execute --workflow-id {run} --name decide \\
-      --input '{{"checkpoint":"{cp}","approver":"alice","decision":"approve"}}'
-Then: boomerang status {run}   ·   boomerang approvals
-{_api_lines(api_url) if api_url else ""}
-Ctrl-C stops everything; running `boomerang dev` again resumes every run where it was.
-"""
-
-
-def _api_lines(api_url: str) -> str:
-    return f"""HTTP API:        {api_url}/docs
-  TOKEN=$(boomerang tokens create --tenant demo --name alice)
-  curl -H "Authorization: Bearer $TOKEN" {api_url}/approvals"""
+def dev_settings(
+    settings: Settings, *, temporal_port: int | None, ui_port: int | None, api_port: int | None
+) -> Settings:
+    """`settings` with the ports given as `boomerang dev` flags (None: as configured)."""
+    changes: dict[str, object] = {}
+    if temporal_port is not None:
+        host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+        changes["temporal_address"] = f"{host}:{temporal_port}"
+    if ui_port is not None:
+        changes["temporal_ui_port"] = ui_port
+    if api_port is not None:
+        changes["api_port"] = api_port
+    return settings.model_copy(update=changes)
 
 
 async def run_dev(settings: Settings, *, demo: bool) -> None:
-    from worker import running_worker  # the worker module sits at the top level
-
+    """Run until SIGINT/SIGTERM; raise DevStackError if it cannot start or a part stops."""
+    needs = dev_ports(settings)
+    check_ports(needs)  # before anything starts, so a taken port is one line and no cleanup
+    api_sock = bind_port(needs[-1])  # held from now on, so nothing can take it meanwhile
+    become_subreaper()
     configure_logging(level=settings.log_level, json=settings.log_json)
     # pgserver asks platformdirs for a runtime dir that headless machines lack; harmless.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    stop = asyncio.Event()
+    stop, running = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    body = asyncio.create_task(_run(settings, demo=demo, api_sock=api_sock, stop=stop, running=running))
+    try:
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({body, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not running.is_set():
+            # Stopped while starting: cancel the start; each part stops what it began.
+            body.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await body
+    except DevStackError:
+        raise
+    except Exception as exc:  # an unexpected failure of a part: all parts have stopped
+        log.error("boomerang dev failed", exc_info=exc)
+        raise DevStackError(f"stopped: {type(exc).__name__}: {exc}") from None
+    finally:
+        api_sock.close()
+        reap_children()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(
+    settings: Settings, *, demo: bool, api_sock: socket.socket, stop: asyncio.Event, running: asyncio.Event
+) -> None:
+    from worker import running_worker  # the worker module sits at the top level
+
     async with (
         embedded_stack(settings) as stack,
         running_worker(settings, conninfo=stack.conninfo, client=stack.client),
     ):
-        run_id = None
-        if demo:
-            client = BoomerangClient(stack.client, task_queue=settings.temporal_task_queue)
-            run_id = await client.start_pipeline(
-                PipelineInput(tenant="demo", project_id="clinic-billing", brief=DEMO_BRIEF)
-            )
+        client = BoomerangClient(stack.client, task_queue=settings.temporal_task_queue)
+        demo_run = await ensure_demo_run(client, settings.state_dir.resolve()) if demo else None
+        api_stop, failure = asyncio.Event(), None
         api = asyncio.create_task(
-            serve_api(settings, conninfo=stack.conninfo, client=stack.client, stop=stop)
+            serve_api(settings, conninfo=stack.conninfo, client=stack.client, stop=api_stop, sock=api_sock)
         )
-        api_url = f"http://{settings.api_host}:{settings.api_port}"
-        print(instructions(stack.ui_url, run_id, api_url), flush=True)
-        await stop.wait()
+        try:
+            await _api_listening(api, settings)
+            banner = Banner(
+                ui_url=stack.ui_url,
+                api_url=f"http://{settings.api_host}:{settings.api_port}",
+                temporal_address=settings.temporal_address,
+                state_dir=settings.state_dir,
+                demo=demo_run,
+            )
+            print(banner.render(), flush=True)
+            running.set()
+            failure = await _watch(stack, api, stop)
+        finally:
+            api_stop.set()
+            with contextlib.suppress(Exception):
+                await api
         log.info("stopping")
-        await api
+    if failure is not None:
+        raise DevStackError(failure)
+
+
+async def _api_listening(api: asyncio.Task[None], settings: Settings, *, timeout_s: float = 30) -> None:
+    """Return once the API accepts connections; raise if it stopped or never did."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if api.done():
+                raise DevStackError(f"the HTTP API stopped at start: {_why(api)}")
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(settings.api_host, settings.api_port)
+                writer.close()
+                return
+            await asyncio.sleep(0.1)
+
+
+async def _watch(stack: Stack, api: asyncio.Task[None], stop: asyncio.Event) -> str | None:
+    """Wait for a signal (None) or for a part to stop (why, in one line).
+
+    A fatal worker error needs no watching: the worker cancels this task and its
+    `async with` raises the error."""
+    while not stop.is_set():
+        code = stack.temporal_exit_code()
+        if code is not None:
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"status {code}"
+            log_path = stack.temporal_log
+            return f"the Temporal dev server exited ({how}); everything was stopped; see {log_path}"
+        if api.done():
+            return f"the HTTP API stopped ({_why(api)}); everything was stopped"
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_WATCH_S):
+                await stop.wait()
+    return None
+
+
+def _why(task: asyncio.Task[None]) -> str:
+    if task.cancelled():
+        return "cancelled"
+    exc = task.exception()
+    return "it returned" if exc is None else f"{type(exc).__name__}: {exc}"

@@ -25,6 +25,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from boomerang.api import routes_approvals, routes_runs, routes_webhooks
 from boomerang.api.deps import ApiContext, Pool
+from boomerang.api.docs import mount_offline_docs
 from boomerang.api.schemas import Health
 from boomerang.client import BoomerangClient
 from boomerang.settings import Settings
@@ -56,7 +57,11 @@ def create_app(
         title="Boomerang",
         version=_version(),
         summary="Start validation pipelines, follow them, and decide their checkpoints.",
+        # FastAPI's pages load their scripts from a CDN; these are served from the app.
+        docs_url=None,
+        redoc_url=None,
     )
+    mount_offline_docs(app)
     app.state.boomerang = ApiContext(
         client=client,
         pool=pool,

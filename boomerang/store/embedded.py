@@ -12,6 +12,8 @@ and never starts one.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,50 @@ class EmbeddedPostgres:
     _server: Any
 
     def stop(self) -> None:
-        self._server.cleanup()
+        """Stop the server unless another live process still uses it.
+
+        pgserver counts its users in a pid list on disk and stops the server when the
+        last one leaves; a process that ends without its atexit hook (os._exit, as the
+        CLI does, or a kill) stays on that list for ever and the server would never be
+        stopped. Dead pids are dropped first, so the last live user really stops it.
+        """
+        server = self._server
+        with server._lock:
+            handles = server.global_process_id_list
+            live = [pid for pid in handles.get() if _alive(pid)]
+            handles.put(live)
+        server.cleanup()
+        if not set(live) - {os.getpid()}:  # it was stopped: reap it if it is our child
+            _reap(server.get_pid())
+
+
+def _reap(pid: int | None, *, timeout_s: float = 10.0) -> None:
+    """Collect the stopped postmaster's exit status, so it is not left <defunct>.
+
+    pg_ctl daemonizes the server: it is our child only when this process is a child
+    subreaper (as `boomerang dev` makes itself); otherwise this returns at once.
+    """
+    if pid is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done == pid:
+            return
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
