@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from boomerang.api_cli import api_command, tokens_app, webhooks_app
 from boomerang.client import BoomerangClient
 from boomerang.errors import BoomerangError, InvalidDecisionError, UnknownRunError
-from boomerang.models.decisions import DecisionInput, PipelineStatus
+from boomerang.models.decisions import (
+    CheckpointContext,
+    CheckpointView,
+    DecisionInput,
+    PipelineStatus,
+    ReceiptStatus,
+)
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.models.tasks import TaskInput
 from boomerang.settings import Settings
@@ -132,18 +138,63 @@ def decide(
     comment: Annotated[str | None, typer.Option(help="Feedback for iterate, hypothesis for pivot.")] = None,
     target_phase: Annotated[str | None, typer.Option(help="For pivot: phase name or index.")] = None,
     decision_id: Annotated[str | None, typer.Option(help="Idempotency key; resending is a no-op.")] = None,
+    opening: Annotated[
+        int | None,
+        typer.Option(min=1, help="The opening you looked at (status shows it); refused if it has closed."),
+    ] = None,
+    budget_usd: Annotated[
+        str | None, typer.Option(help="approve_budget_increase: the new budget in USD.")
+    ] = None,
 ) -> None:
     """Decide a pending checkpoint (validated by the run before it lands)."""
-    d = DecisionInput(
-        checkpoint=checkpoint, approver=by, decision=decision, comment=comment,
-        target_phase=target_phase, decision_id=decision_id,
-    )  # fmt: skip
+    try:
+        d = DecisionInput.model_validate(
+            {
+                "checkpoint": checkpoint, "approver": by, "decision": decision, "comment": comment,
+                "target_phase": target_phase, "decision_id": decision_id, "opening": opening,
+                "budget_usd": budget_usd,
+            }
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise typer.BadParameter(_problems(exc)) from None
 
     async def send(settings: Settings) -> str:
         receipt = await (await BoomerangClient.connect(settings)).decide(run_id, d)
-        return f"{receipt.status}: {receipt.decision.value} on {receipt.checkpoint} ({receipt.decision_id})"
+        where = receipt.checkpoint + (f" (opening {receipt.opening})" if receipt.opening else "")
+        line = f"{receipt.status}: {receipt.decision.value} on {where} ({receipt.decision_id})"
+        if receipt.status is ReceiptStatus.PENDING:
+            line += (
+                "\nno worker has taken it yet; Temporal keeps it and a worker validates it when one runs."
+                f"\nto see what became of it, send it again with --decision-id {receipt.decision_id}"
+            )
+        return line
 
     typer.echo(_run(send))
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
+
+
+def _echo_checkpoint(cp: CheckpointView, *, indent: str) -> None:
+    """What a person deciding `cp` reads: what it gates, the advice, what each option does."""
+    deadline = f"{cp.deadline:%Y-%m-%d %H:%M} UTC" if cp.deadline else "-"
+    typer.echo(f"{indent}waiting: {cp.name} (opening {cp.opening})  deadline: {deadline}")
+    ctx = CheckpointContext.model_validate(cp.context) if "summary" in cp.context else None
+    if ctx is None:
+        typer.echo(f"{indent}  options: {', '.join(cp.options)}")
+        return
+    typer.echo(f"{indent}  {ctx.summary}")
+    if ctx.recommendation is not None:
+        typer.echo(
+            f"{indent}  recommended: {ctx.recommendation.value}" + (f" ({ctx.why})" if ctx.why else "")
+        )
+    if ctx.budget_usd is not None:
+        typer.echo(
+            f"{indent}  spent ${ctx.spent_usd} of ${ctx.budget_usd}; next: {ctx.next} ~${ctx.estimate_usd}"
+        )
+    for option in ctx.options:
+        typer.echo(f"{indent}  {option.decision.value:<17} {option.effect}")
 
 
 @app.command()
@@ -163,11 +214,13 @@ def status(
     typer.echo(f"{st.run_id}  tenant={st.tenant}  project={st.project_id}")
     typer.echo(f"status: {st.status.value}   phase: {st.phase or '-'}   pivots: {st.pivots}")
     for cp in st.pending:
-        deadline = f"{cp.deadline:%Y-%m-%d %H:%M} UTC" if cp.deadline else "-"
-        typer.echo(f"  waiting: {cp.name}  options: {', '.join(cp.options)}  deadline: {deadline}")
+        _echo_checkpoint(cp, indent="  ")
     for d in st.decisions:
         at = f"{d.applied_at:%Y-%m-%d %H:%M:%S}" if d.applied_at else "-"
-        typer.echo(f"  decided: {d.checkpoint} -> {d.decision.value} by {d.approver} at {at} ({d.via})")
+        opened = f" (opening {d.opening})" if d.opening else ""
+        typer.echo(
+            f"  decided: {d.checkpoint}{opened} -> {d.decision.value} by {d.approver} at {at} ({d.via})"
+        )
     for r in st.refused:
         typer.echo(f"  refused ({r.via}): {r.reason}")
 
@@ -189,9 +242,8 @@ def approvals(
     if not pending:
         typer.echo("nothing is waiting for a decision")
     for p in pending:
-        cp = p.checkpoint
-        deadline = f"{cp.deadline:%Y-%m-%d %H:%M} UTC" if cp.deadline else "-"
-        typer.echo(f"{p.run_id}  {p.tenant}  {cp.name}  [{', '.join(cp.options)}]  deadline {deadline}")
+        typer.echo(f"{p.run_id}  {p.tenant}  {p.project_id}")
+        _echo_checkpoint(p.checkpoint, indent="  ")
 
 
 @app.command()

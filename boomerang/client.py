@@ -10,15 +10,30 @@ from __future__ import annotations
 import math
 import re
 import secrets
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from boomerang.connect import connect_temporal
-from boomerang.constants import PIPELINE_WORKFLOW, SA_STATUS, SA_TENANT, TASK_QUEUE, TASK_WORKFLOW
+from boomerang.constants import (
+    DECIDE_UPDATE,
+    PIPELINE_WORKFLOW,
+    SA_STATUS,
+    SA_TENANT,
+    STATUS_QUERY,
+    TASK_QUEUE,
+    TASK_WORKFLOW,
+)
 from boomerang.errors import BoomerangError, InvalidDecisionError, TaskFailedError, UnknownRunError
 from boomerang.models.decisions import (
     CheckpointView,
@@ -26,6 +41,7 @@ from boomerang.models.decisions import (
     DecisionReceipt,
     PipelineResult,
     PipelineStatus,
+    ReceiptStatus,
     RunStatus,
 )
 from boomerang.models.pipeline import PipelineInput
@@ -56,10 +72,21 @@ def new_run_id(project_id: str) -> str:
 class BoomerangClient:
     """Runs through Temporal; records (Charter, Ledger, costs) through Postgres when given a pool."""
 
-    def __init__(self, client: Client, *, task_queue: str = TASK_QUEUE, records: Pool | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str = TASK_QUEUE,
+        records: Pool | None = None,
+        decide_wait_s: float = 5.0,
+    ) -> None:
+        if decide_wait_s <= 0:
+            raise ValueError(f"decide_wait_s must be positive, got {decide_wait_s}")
         self.temporal = client
         self._task_queue = task_queue
         self._records = records
+        # How long `decide` waits for a worker to take a decision before answering `pending`.
+        self._decide_wait = timedelta(seconds=decide_wait_s)
 
     @classmethod
     async def connect(cls, settings: Settings, *, records: Pool | None = None) -> BoomerangClient:
@@ -113,12 +140,29 @@ class BoomerangClient:
         return self.temporal.get_workflow_handle(run_id, result_type=PipelineResult)
 
     async def decide(self, run_id: str, decision: DecisionInput) -> DecisionReceipt:
-        """Send a decision by update; raises `InvalidDecisionError` with the run's reason."""
+        """Send a decision by update; raises `InvalidDecisionError` with the run's reason.
+
+        The decision gets a `decision_id` here if it has none, so that it can be sent
+        again safely. When no worker takes it in time (none running, all busy) the
+        receipt says `pending`: Temporal keeps it and a worker validates and applies
+        it later; resending the same decision_id says what became of it.
+        """
+        if decision.decision_id is None:
+            decision = decision.model_copy(update={"decision_id": f"d-{secrets.token_hex(8)}"})
         try:
             receipt: DecisionReceipt = await self._handle(run_id).execute_update(
-                "decide", decision, result_type=DecisionReceipt
+                DECIDE_UPDATE, decision, result_type=DecisionReceipt, rpc_timeout=self._decide_wait
             )
             return receipt
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            assert decision.decision_id is not None  # set above
+            return DecisionReceipt(
+                decision_id=decision.decision_id,
+                checkpoint=decision.checkpoint,
+                decision=decision.decision,
+                status=ReceiptStatus.PENDING,
+                opening=decision.opening,
+            )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
@@ -128,7 +172,9 @@ class BoomerangClient:
 
     async def status(self, run_id: str) -> PipelineStatus:
         try:
-            status: PipelineStatus = await self._handle(run_id).query("status", result_type=PipelineStatus)
+            status: PipelineStatus = await self._handle(run_id).query(
+                STATUS_QUERY, result_type=PipelineStatus
+            )
             return status
         except RPCError as exc:
             raise _rpc_error(run_id, exc) from exc
@@ -194,5 +240,7 @@ def _quote(value: str) -> str:
 
 def _rpc_error(run_id: str, exc: RPCError) -> Exception:
     if exc.status == RPCStatusCode.NOT_FOUND:
+        if "already completed" in exc.message:
+            return InvalidDecisionError(f"run {run_id} has finished; it takes no more decisions")
         return UnknownRunError(f"no run {run_id!r}")
     return exc

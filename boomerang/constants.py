@@ -6,6 +6,11 @@ TASK_QUEUE = "boomerang"
 PIPELINE_WORKFLOW = "ValidationPipeline"
 TASK_WORKFLOW = "BoomerAngTask"
 
+# What a pipeline run accepts from people: one update, three signals, one query.
+DECIDE_UPDATE = "decide"
+DECISION_SIGNALS = ("approve", "reject", "decide")
+STATUS_QUERY = "status"
+
 # Typed search attributes, upserted as a run moves so the Temporal UI can list
 # every run waiting on a human (e.g. `BoomerangAwaiting IS NOT NULL`).
 SA_STATUS = SearchAttributeKey.for_keyword("BoomerangStatus")

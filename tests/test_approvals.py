@@ -66,8 +66,9 @@ def test_reopen_makes_checkpoints_upcoming_again_and_keeps_history() -> None:
     book.submit(_d(decision="iterate"), now=NOW, via="update", hold_upcoming=False)
     book.reopen_from(0)
     assert [v.status for v in book.pending()] == []
-    with pytest.raises(InvalidDecisionError, match="opens later"):
-        book.check(_d(), hold_upcoming=False)
+    # Between openings nobody has seen the next one: a decision naming none is refused.
+    with pytest.raises(InvalidDecisionError, match="opening 1 was decided and opening 2 opens after phase"):
+        book.check(_d(), hold_upcoming=True)
     assert [d.decision for d in book.decisions] == [Decision.ITERATE]
 
 

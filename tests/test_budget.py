@@ -23,9 +23,9 @@ BUDGET = "approve_budget_increase"
 ROSTER = {"founder": ("alice",), "finance": ("bob",), "advisor": ("carol",)}
 
 
-def _input(budget: str) -> PipelineInput:
-    return PipelineInput(
-        tenant="acme", project_id="p", brief=BRIEF, roster=ROSTER, budget_usd=Decimal(budget)
+def _input(budget: str, **kw: object) -> PipelineInput:
+    return PipelineInput.model_validate(
+        {"tenant": "acme", "project_id": "p", "brief": BRIEF, "roster": ROSTER, "budget_usd": budget, **kw}
     )
 
 
@@ -90,7 +90,9 @@ async def test_budget_gate_reopens_when_spend_reaches_it_again(
     dev_env: WorkflowEnvironment, start_worker: StartWorker, pg_conninfo: str
 ) -> None:
     async with start_worker(dev_env) as client:
-        run_id = await client.start_pipeline(_input("0.000001"))
+        # Phase 0 works a little while, so that it spends for certain: a phase that
+        # finished inside a billing quantum would cost 0 and leave room for phase 1.
+        run_id = await client.start_pipeline(_input("0.000001", context={"work_seconds": 0.05}))
         await wait_for_checkpoint(client, run_id, BUDGET)
         # Approving without an amount raises it to at least what the next step needs.
         await client.decide(run_id, DecisionInput(checkpoint=BUDGET, approver="alice"))

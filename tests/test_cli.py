@@ -179,10 +179,15 @@ async def test_boomerang_cli_end_to_end(
         await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[1])
         shown = await run(str(BOOMERANG), "status", run_id, "--json", env=s.env)
 
-    (line,) = approvals.out.splitlines()
-    assert line.split()[:3] == [run_id, tenant, CHECKPOINTS[0]]
+    # The approver reads what the checkpoint gates, the advice and what each option does.
+    header, waiting, summary, *advice = approvals.out.splitlines()
+    assert header.split()[:2] == [run_id, tenant]
+    assert waiting.strip().startswith(f"waiting: {CHECKPOINTS[0]} (opening 1)")
+    assert "problem:" in summary and "solution:" in summary
+    assert advice[0].strip().startswith("recommended: approve (the brief states a problem and a solution")
+    assert any(a.split()[:2] == ["approve", "accept"] and "Phase 1 · VPC Discovery" in a for a in advice)
     assert decided.code == 0, decided.output
-    assert decided.out.startswith(f"applied: approve on {CHECKPOINTS[0]}")
+    assert decided.out.startswith(f"applied: approve on {CHECKPOINTS[0]} (opening 1)")
     assert again.code == 2
     assert f"refused: checkpoint {CHECKPOINTS[0]} is not pending: already decided" in again.err
     assert unknown.code == 3

@@ -4,6 +4,13 @@ Every front door (update, signals, client, HTTP) ends in `ApprovalBook.submit`, 
 decision is checked and lands the same way whichever way it came. No Temporal
 imports: the workflow supplies the clock, and turns `InvalidDecisionError` into the
 error its caller sees.
+
+Openings: a checkpoint opens once per pass of its phase (1, then 2 after an iterate
+or a pivot re-runs the phase, ...). A decision may name the opening it was made on;
+it lands on that opening only. One that names none lands on the opening that is
+open when it arrives; sent before the checkpoint has ever opened (a signal only) it
+is held for the first opening; sent while the checkpoint waits to re-open it is
+refused, because nobody has seen the next opening yet.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from boomerang.models.decisions import (
     DecisionInput,
     DecisionReceipt,
     DecisionRecord,
+    ReceiptStatus,
     RefusedInput,
 )
 from boomerang.models.pipeline import BUDGET_CHECKPOINT, CheckpointSpec, Decision, PipelineSpec
@@ -43,6 +51,8 @@ class _Gate:
     reminded_at: datetime | None = None
     decision: DecisionRecord | None = None
     context: dict[str, JsonValue] = field(default_factory=dict)
+    # How many times this checkpoint has opened; the open one (if any) is this number.
+    openings: int = 0
 
     def view(self) -> CheckpointView:
         return CheckpointView(
@@ -52,6 +62,7 @@ class _Gate:
             status=self.status,
             options=self.spec.options,
             approvers=self.spec.approvers,
+            opening=self.openings,
             recommendation=self.spec.recommendation,
             opened_at=self.opened_at,
             deadline=self.deadline,
@@ -83,18 +94,28 @@ class ApprovalBook:
         self.refused: list[RefusedInput] = []
         self.iterations: dict[str, int] = {p.name: 0 for p in spec.phases}
         self.pivots = 0
+        self._phase_index: int | None = None
 
     # -- checking ----------------------------------------------------------------
 
-    def check(self, d: DecisionInput, *, hold_upcoming: bool) -> DecisionReceipt | None:
-        """Raise `InvalidDecisionError` if `d` cannot land; a known id returns its receipt."""
+    def check(
+        self, d: DecisionInput, *, hold_upcoming: bool, defer_imminent: bool = False
+    ) -> DecisionReceipt | None:
+        """Raise `InvalidDecisionError` if `d` cannot land; a known id returns its receipt.
+
+        `defer_imminent` leaves out the open/closed check for the checkpoint the run
+        opens next: an update's validator can run before the phase result that opens
+        it has been applied (both in one workflow task, after a worker restart), and
+        the update's handler checks again once it has.
+        """
         if d.decision_id is not None and d.decision_id in self._receipts:
-            return self._receipts[d.decision_id].model_copy(update={"status": "duplicate"})
+            return self._receipts[d.decision_id].model_copy(update={"status": ReceiptStatus.DUPLICATE})
         gate = self._gates.get(d.checkpoint)
         if gate is None:
             known = ", ".join(self._gates)
             raise InvalidDecisionError(f"unknown checkpoint {d.checkpoint!r}; this run has: {known}")
-        self._check_state(gate, hold_upcoming=hold_upcoming)
+        if not (defer_imminent and self.imminent(gate.spec.name)):
+            self._check_state(gate, d.opening, hold_upcoming=hold_upcoming)
         self._check_approver(gate, d.approver)
         if d.decision not in gate.spec.options:
             offered = ", ".join(gate.spec.options)
@@ -109,8 +130,20 @@ class ApprovalBook:
             self._check_bounds(gate, d)
         return None
 
-    def _check_state(self, gate: _Gate, *, hold_upcoming: bool) -> None:
-        name = gate.spec.name
+    def _check_state(self, gate: _Gate, opening: int | None, *, hold_upcoming: bool) -> None:
+        name, current = gate.spec.name, gate.openings
+        if gate.status is CheckpointStatus.UPCOMING:
+            self._check_upcoming(gate, opening, hold_upcoming=hold_upcoming)
+            return
+        if opening is not None and opening < current:
+            raise InvalidDecisionError(
+                f"this decision is for opening {opening} of {name}, which has closed; {name} is now "
+                f"at opening {current} ({gate.status.value}): look at it and decide with opening {current}"
+            )
+        if opening is not None and opening > current:
+            raise InvalidDecisionError(
+                f"opening {opening} of {name} has not opened yet; the latest is opening {current}"
+            )
         if gate.status is CheckpointStatus.EXPIRED:
             raise InvalidDecisionError(f"checkpoint {name} expired at {gate.deadline:%Y-%m-%d %H:%M:%S} UTC")
         if gate.status is CheckpointStatus.DECIDED:
@@ -119,13 +152,34 @@ class ApprovalBook:
             raise InvalidDecisionError(
                 f"checkpoint {name} is not pending: already decided ({d.decision.value} by {d.approver})"
             )
-        if gate.status is CheckpointStatus.UPCOMING:
-            if not hold_upcoming:
-                raise InvalidDecisionError(
-                    f"checkpoint {name} is not pending: it opens later, in phase {gate.phase}"
-                )
-            if name in self._held:
-                raise InvalidDecisionError(f"a decision for {name} is already waiting for it to open")
+
+    def _check_upcoming(self, gate: _Gate, opening: int | None, *, hold_upcoming: bool) -> None:
+        name, closed = gate.spec.name, gate.openings
+        if opening is not None and opening <= closed:
+            raise InvalidDecisionError(
+                f"this decision is for opening {opening} of {name}, which has closed; "
+                f"opening {closed + 1} {self._opens_again(gate)}: look at it then and decide again"
+            )
+        if opening is not None and opening > closed + 1:
+            raise InvalidDecisionError(
+                f"opening {opening} of {name} has not opened yet; the latest is opening {closed}"
+            )
+        if closed > 0:
+            raise InvalidDecisionError(
+                f"checkpoint {name} is not pending: opening {closed} was decided and opening "
+                f"{closed + 1} {self._opens_again(gate)}; decide it when it opens"
+            )
+        if not hold_upcoming:
+            where = f", in phase {gate.phase}" if gate.phase else ""
+            raise InvalidDecisionError(f"checkpoint {name} is not pending: it opens later{where}")
+        if name in self._held:
+            raise InvalidDecisionError(f"a decision for {name} is already waiting for it to open")
+
+    @staticmethod
+    def _opens_again(gate: _Gate) -> str:
+        if gate.phase_index == ANY_PHASE:
+            return "opens when the run next reaches its budget"
+        return f"opens after phase {gate.phase} runs again"
 
     def _check_approver(self, gate: _Gate, approver: str) -> None:
         roles = gate.spec.approvers
@@ -171,6 +225,24 @@ class ApprovalBook:
             )
         return index
 
+    def imminent(self, name: str) -> bool:
+        """`name` is the checkpoint this run opens next: nothing is open, it is the
+        first undecided one of the running phase (or the budget gate)."""
+        gate = self._gates.get(name)
+        if gate is None or gate.status is not CheckpointStatus.UPCOMING:
+            return False
+        if any(g.status is CheckpointStatus.OPEN for g in self._gates.values()):
+            return False
+        if gate.phase_index == ANY_PHASE:
+            return True
+        if gate.phase_index != self._phase_index:
+            return False
+        phase = self._spec.phases[gate.phase_index]
+        first_upcoming = next(
+            cp.name for cp in phase.checkpoints if self._gates[cp.name].status is CheckpointStatus.UPCOMING
+        )
+        return first_upcoming == name
+
     # -- landing -----------------------------------------------------------------
 
     def submit(self, d: DecisionInput, *, now: datetime, via: str, hold_upcoming: bool) -> DecisionReceipt:
@@ -179,6 +251,7 @@ class ApprovalBook:
         if duplicate is not None:
             return duplicate
         gate = self._gates[d.checkpoint]
+        opening = gate.openings if gate.status is CheckpointStatus.OPEN else gate.openings + 1
         if d.decision_id is None:
             self._auto_ids += 1
         record = DecisionRecord(
@@ -192,18 +265,20 @@ class ApprovalBook:
             budget_usd=d.budget_usd,
             received_at=now,
             via=via,
+            opening=opening,
         )
         if gate.status is CheckpointStatus.OPEN:
             self._apply(gate, record, now)
-            status = "applied"
+            status = ReceiptStatus.APPLIED
         else:
             self._held[gate.spec.name] = record
-            status = "held"
+            status = ReceiptStatus.HELD
         receipt = DecisionReceipt(
             decision_id=record.decision_id,
             checkpoint=d.checkpoint,
             decision=d.decision,
             status=status,
+            opening=opening,
         )
         self._receipts[record.decision_id] = receipt
         return receipt
@@ -221,6 +296,10 @@ class ApprovalBook:
 
     # -- the workflow's side -----------------------------------------------------
 
+    def enter_phase(self, index: int) -> None:
+        """The run is now running phase `index` (its checkpoints open next)."""
+        self._phase_index = index
+
     def open(
         self,
         name: str,
@@ -234,12 +313,17 @@ class ApprovalBook:
         gate = self._gates[name]
         gate.status, gate.opened_at, gate.deadline = CheckpointStatus.OPEN, now, deadline
         gate.decision, gate.reminded_at = None, None
+        gate.openings += 1
         gate.context = dict(context or {})
         if gate.phase_index == ANY_PHASE and phase is not None:
             gate.phase = phase
         held = self._held.pop(name, None)
         if held is None:
             return None
+        if held.opening != gate.openings:  # only ever held for a first opening; kept as a guard
+            self._receipts.pop(held.decision_id, None)
+            reason = f"held for opening {held.opening} of {name}, but opening {gate.openings} opened"
+            return self.refuse(now=now, via=held.via, reason=reason, payload=held.model_dump(mode="json"))
         as_input = DecisionInput(
             checkpoint=name,
             approver=held.approver,
@@ -256,6 +340,13 @@ class ApprovalBook:
             return self.refuse(now=now, via=held.via, reason=str(exc), payload=held.model_dump(mode="json"))
         self._apply(gate, held, now)
         return None
+
+    def is_open(self, name: str) -> bool:
+        gate = self._gates.get(name)
+        return gate is not None and gate.status is CheckpointStatus.OPEN
+
+    def opening(self, name: str) -> int:
+        return self._gates[name].openings
 
     def settled(self, name: str) -> bool:
         return self._gates[name].status is not CheckpointStatus.OPEN

@@ -8,11 +8,12 @@ written to the Charter and the Ledger by an activity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -20,8 +21,17 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.budget import BudgetActivities, BudgetCheckInput
     from activities.dispatch import DispatchActivities
-    from boomerang.constants import PIPELINE_WORKFLOW, SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
+    from boomerang.constants import (
+        DECIDE_UPDATE,
+        DECISION_SIGNALS,
+        PIPELINE_WORKFLOW,
+        SA_AWAITING,
+        SA_PHASE,
+        SA_STATUS,
+        SA_TENANT,
+    )
     from boomerang.models.decisions import (
+        CheckpointContext,
         DecisionInput,
         DecisionReceipt,
         DecisionRecord,
@@ -43,11 +53,13 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.pipelines import startup_validation_pipeline
     from modal_app.contracts import PhaseRequest
     from workflows.approvals import ApprovalBook, InvalidDecisionError
+    from workflows.checkpoint_context import budget_checkpoint_context, phase_checkpoint_context
     from workflows.recording import EventLog
     from workflows.task import BoomerAngTask
     from workflows.webhooks import checkpoint_data, send_webhook
 
 INVALID_DECISION = "InvalidDecision"
+UNKNOWN_UPDATE = "UnknownUpdate"
 PHASE_FAILED = "PhaseFailed"
 _CONTINUE = (Decision.APPROVE, Decision.OVERRIDE_PROCEED)
 
@@ -124,6 +136,7 @@ class ValidationPipeline:
         self, index: int, phase: PhaseSpec, feedback: list[str], hypothesis: str | None
     ) -> None:
         self._phase_index = index
+        self._book.enter_phase(index)
         self._publish(RunStatus.RUNNING)
         iteration = self._book.iterations[phase.name]
         await self._within_budget(
@@ -231,16 +244,13 @@ class ValidationPipeline:
             needed = check.spent_usd + check.estimate_usd
             if needed <= self._budget:
                 return
-            context: dict[str, JsonValue] = {
-                "next": what,
-                "spent_usd": str(check.spent_usd),
-                "estimate_usd": str(check.estimate_usd),
-                "budget_usd": str(self._budget),
-            }
-            reached = self._emit(EventKind.BUDGET_REACHED, status="waiting",
-                                 message="The run reached its budget", details=context)  # fmt: skip
-            await self._notify(reached)
             cp = budget_checkpoint()
+            context = budget_checkpoint_context(
+                cp, next_step=what, spent=check.spent_usd, estimate=check.estimate_usd, budget=self._budget
+            )
+            reached = self._emit(EventKind.BUDGET_REACHED, status="waiting",
+                                 message="The run reached its budget", details=context.as_json())  # fmt: skip
+            await self._notify(reached)
             record = await self._await_checkpoint(cp, context=context)
             if record is None:
                 raise _Stop(RunStatus.EXPIRED, f"{cp.name} expired with no decision")
@@ -251,15 +261,21 @@ class ValidationPipeline:
     # -- checkpoints -------------------------------------------------------------
 
     async def _await_checkpoint(
-        self, cp: CheckpointSpec, *, context: dict[str, JsonValue] | None = None
+        self, cp: CheckpointSpec, *, context: CheckpointContext | None = None
     ) -> DecisionRecord | None:
         """Wait for a decision; None when the checkpoint expired and the run must stop."""
         now = workflow.now()
         deadline = now + cp.timeout
         phase = self._current_phase()
+        context = context or self._phase_context(cp)
         refused = self._book.open(
-            cp.name, now=now, deadline=deadline, phase=phase.name if phase else None, context=context
+            cp.name,
+            now=now,
+            deadline=deadline,
+            phase=phase.name if phase else None,
+            context=context.as_json(),
         )
+        opening = self._book.opening(cp.name)
         if refused is not None:
             self._emit_refused(cp.name, refused.reason, via=refused.via)
         opened = self._emit(
@@ -267,9 +283,11 @@ class ValidationPipeline:
             checkpoint=cp.name,
             deadline=deadline,
             message=f"Awaiting a decision: {cp.title}",
+            details={"opening": opening, **context.as_json()},
         )
         self._publish(RunStatus.AWAITING_APPROVAL)
-        await self._notify(opened, checkpoint_data(cp))
+        notice = checkpoint_data(cp, opening=opening, context=context.customer_safe())
+        await self._notify(opened, notice)
         if cp.reminder_after is not None and not await self._wait_settled(cp.name, now + cp.reminder_after):
             self._book.remind(cp.name, workflow.now())
             reminded = self._emit(
@@ -278,7 +296,7 @@ class ValidationPipeline:
                 deadline=deadline,
                 message=f"Reminder: {cp.title} is waiting for a decision",
             )
-            await self._notify(reminded, checkpoint_data(cp))
+            await self._notify(reminded, notice)
         if not await self._wait_settled(cp.name, deadline):
             self._book.expire(cp.name)
             expired = self._emit(
@@ -305,6 +323,7 @@ class ValidationPipeline:
                 "comment": record.comment,
                 "decision_id": record.decision_id,
                 "via": record.via,
+                "opening": record.opening,
             },
         )
         self._publish(RunStatus.RUNNING)
@@ -338,19 +357,39 @@ class ValidationPipeline:
 
     # -- decisions: update, signals ----------------------------------------------
 
-    @workflow.update(name="decide")
-    def decide(self, d: DecisionInput) -> DecisionReceipt:
+    @workflow.update(name=DECIDE_UPDATE)
+    async def decide(self, payload: Any) -> DecisionReceipt:
+        d = _parse_decision("update", DECIDE_UPDATE, payload, None)
+        if not self._book.is_open(d.checkpoint):
+            # The validator may have run before a phase result in this same workflow
+            # task was applied (a worker restart delivers both at once): let the run
+            # take that step, then check again for real.
+            await workflow.wait_condition(lambda: True)
         try:
             return self._book.submit(d, now=workflow.now(), via="update", hold_upcoming=False)
-        except InvalidDecisionError as exc:  # state moved between validator and handler
-            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from exc
+        except InvalidDecisionError as exc:
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
 
     @decide.validator
-    def _validate_decide(self, d: DecisionInput) -> None:
+    def _validate_decide(self, payload: Any) -> None:
         try:
-            self._book.check(d, hold_upcoming=False)
+            d = _parse_decision("update", DECIDE_UPDATE, payload, None)
+            self._book.check(d, hold_upcoming=False, defer_imminent=True)
         except InvalidDecisionError as exc:
-            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from exc
+            # `from None`: the cause would print the message twice, typed differently.
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
+
+    @workflow.update(dynamic=True)
+    def unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        raise ApplicationError(
+            _unknown("update", name, (DECIDE_UPDATE,)), type=UNKNOWN_UPDATE, non_retryable=True
+        )
+
+    @unknown_update.validator
+    def _validate_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        raise ApplicationError(
+            _unknown("update", name, (DECIDE_UPDATE,)), type=UNKNOWN_UPDATE, non_retryable=True
+        )
 
     @workflow.signal(name="approve")
     def approve_signal(self, payload: Any) -> None:
@@ -364,16 +403,30 @@ class ValidationPipeline:
     def decide_signal(self, payload: Any) -> None:
         self._on_signal("decide", payload, None)
 
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """A misspelled signal name is a refused input, not a silent no-op."""
+        payload: JsonValue = None
+        if args:
+            try:
+                payload = workflow.payload_converter().from_payload(args[0].payload)
+            except Exception:  # any payload at all: keep the refusal, drop what cannot be read
+                payload = None
+        self._refuse_signal(name, payload, _unknown("signal", name, DECISION_SIGNALS))
+
     def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
         """Signals cannot answer, so a bad one is kept as refused rather than lost."""
-        via = f"signal:{name}"
         try:
-            decision = _signal_decision(name, payload, forced)
-            self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=True)
+            decision = _parse_decision("signal", name, payload, forced)
+            self._book.submit(decision, now=workflow.now(), via=f"signal:{name}", hold_upcoming=True)
         except InvalidDecisionError as exc:
-            checkpoint = payload.get("checkpoint") if isinstance(payload, dict) else None
-            self._book.refuse(now=workflow.now(), via=via, reason=str(exc), payload=payload)
-            self._emit_refused(checkpoint if isinstance(checkpoint, str) else None, str(exc), via=via)
+            self._refuse_signal(name, payload, str(exc))
+
+    def _refuse_signal(self, name: str, payload: Any, reason: str) -> None:
+        via = f"signal:{name}"
+        checkpoint = payload.get("checkpoint") if isinstance(payload, dict) else None
+        self._book.refuse(now=workflow.now(), via=via, reason=reason, payload=payload)
+        self._emit_refused(checkpoint if isinstance(checkpoint, str) else None, reason, via=via)
 
     @workflow.query(name="status")
     def status(self) -> PipelineStatus:
@@ -433,6 +486,18 @@ class ValidationPipeline:
             reason=reason,
         )
 
+    def _phase_context(self, cp: CheckpointSpec) -> CheckpointContext:
+        index = self._phase_index or 0
+        phase = self._spec.phases[index]
+        return phase_checkpoint_context(
+            self._spec,
+            phase_index=index,
+            checkpoint=cp,
+            output=self._outputs.get(phase.name),
+            iterations=self._book.iterations[phase.name],
+            pivots=self._book.pivots,
+        )
+
     def _current_phase(self) -> PhaseSpec | None:
         return None if self._phase_index is None else self._spec.phases[self._phase_index]
 
@@ -454,10 +519,17 @@ class ValidationPipeline:
         )
 
 
-def _signal_decision(name: str, payload: Any, forced: Decision | None) -> DecisionInput:
+def _unknown(kind: str, name: str, accepted: Sequence[str]) -> str:
+    return f"unknown {kind} {name!r}; this run accepts {', '.join(accepted)}"
+
+
+def _parse_decision(kind: str, name: str, payload: Any, forced: Decision | None) -> DecisionInput:
+    """A decision from a signal's or the update's JSON, or one line saying what to fix."""
     example = '{"checkpoint": "approve_founders_brief", "approver": "alice"}'
+    if isinstance(payload, DecisionInput):
+        return payload
     if not isinstance(payload, dict):
-        raise InvalidDecisionError(f"the {name} signal takes one JSON object, e.g. {example}")
+        raise InvalidDecisionError(f"the {name} {kind} takes one JSON object, e.g. {example}")
     data = dict(payload)
     if forced is not None:
         if data.get("decision", forced.value) != forced.value:
@@ -465,7 +537,7 @@ def _signal_decision(name: str, payload: Any, forced: Decision | None) -> Decisi
                 f"the {name} signal cannot carry decision {data['decision']!r}; use the decide signal"
             )
         data["decision"] = forced.value
-    elif "decision" not in data:
+    elif kind == "signal" and "decision" not in data:
         raise InvalidDecisionError('the decide signal needs a "decision" (approve, reject, iterate, ...)')
     try:
         return DecisionInput.model_validate(data)
@@ -473,4 +545,4 @@ def _signal_decision(name: str, payload: Any, forced: Decision | None) -> Decisi
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
         )
-        raise InvalidDecisionError(f"invalid {name} signal: {problems}") from None
+        raise InvalidDecisionError(f"invalid {name} {kind}: {problems}") from None

@@ -91,12 +91,20 @@ def _reason(exc: ActivityError) -> str:
     return f"gave up: {text}"[:2000]
 
 
-def checkpoint_data(cp: CheckpointSpec) -> dict[str, JsonValue]:
-    """What a receiver needs to act on an opened checkpoint (the deadline is in the event)."""
+def checkpoint_data(
+    cp: CheckpointSpec, *, opening: int, context: dict[str, JsonValue] | None = None
+) -> dict[str, JsonValue]:
+    """What a receiver needs to act on an opened checkpoint (the deadline is in the event).
+
+    `opening` goes back with a decision so it lands on the opening it was made on;
+    `context` must be customer-safe (`CheckpointContext.customer_safe()`).
+    """
     return {
         "title": cp.title,
         "options": [o.value for o in cp.options],
         "recommendation": cp.recommendation.value if cp.recommendation else None,
+        "opening": opening,
+        "context": context or {},
     }
 
 

@@ -43,6 +43,12 @@ class ApproveRequest(BaseModel):
     decision_id: str | None = Field(default=None, min_length=1, max_length=200)
     target_phase: str | int | None = None
     budget_usd: Decimal | None = Field(default=None, gt=0, description="approve_budget_increase: new budget")
+    opening: int | None = Field(
+        default=None,
+        ge=1,
+        description="The opening of the checkpoint you looked at (approvals shows it); refused once it "
+        "has closed. None: the opening that is open when the decision arrives.",
+    )
 
 
 class Health(BaseModel):

@@ -30,6 +30,11 @@ class DecisionInput(BaseModel):
     target_phase: str | int | None = None
     # For `approve_budget_increase`: the new budget in USD (default: enough to go on).
     budget_usd: Decimal | None = Field(default=None, gt=0)
+    # Which opening of the checkpoint this decides (status and approvals show it). A
+    # checkpoint re-opens after iterate or pivot; naming the opening you looked at
+    # makes a decision that crossed a re-opening a refusal instead of a surprise.
+    # None: the opening that is open when the decision arrives (see README).
+    opening: int | None = Field(default=None, ge=1)
 
 
 class DecisionRecord(BaseModel):
@@ -46,6 +51,19 @@ class DecisionRecord(BaseModel):
     received_at: datetime
     applied_at: datetime | None = None
     via: str = "update"
+    opening: int | None = None
+
+
+class ReceiptStatus(StrEnum):
+    APPLIED = "applied"
+    # A signal sent before the checkpoint's first opening; it lands when it opens.
+    HELD = "held"
+    # This decision_id was already taken; nothing changed.
+    DUPLICATE = "duplicate"
+    # No worker has taken the decision yet (none running, or all busy); it is queued
+    # at Temporal and is validated when one does. Resend with the same decision_id
+    # to learn the outcome: it is never applied twice.
+    PENDING = "pending"
 
 
 class DecisionReceipt(BaseModel):
@@ -54,7 +72,8 @@ class DecisionReceipt(BaseModel):
     decision_id: str
     checkpoint: str
     decision: Decision
-    status: str = Field(description="applied | held (checkpoint not open yet) | duplicate")
+    status: ReceiptStatus = Field(description="applied | held | duplicate | pending")
+    opening: int | None = Field(default=None, description="The opening of the checkpoint decided.")
 
 
 class RefusedInput(BaseModel):
@@ -75,6 +94,42 @@ class CheckpointStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class OptionEffect(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: Decision
+    effect: str = Field(description="What choosing it does, in this run, now.")
+
+
+class CheckpointContext(BaseModel):
+    """What the person deciding a checkpoint needs on one screen.
+
+    `CheckpointView.context` carries it as JSON, so a run started before a field was
+    added still shows. Money fields are for approvers (status, approvals, the API);
+    webhooks get `customer_safe()`, which has none.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    summary: str = Field(description="What the phase this checkpoint gates produced.")
+    recommendation: Decision | None = None
+    why: str = ""
+    options: tuple[OptionEffect, ...] = ()
+    # The budget checkpoint: what comes next, spend so far, its estimate, the budget (USD).
+    next: str | None = None
+    spent_usd: str | None = None
+    estimate_usd: str | None = None
+    budget_usd: str | None = None
+
+    def as_json(self) -> dict[str, JsonValue]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def customer_safe(self) -> dict[str, JsonValue]:
+        return self.model_dump(
+            mode="json", exclude_none=True, exclude={"spent_usd", "estimate_usd", "budget_usd"}
+        )
+
+
 class CheckpointView(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -84,11 +139,14 @@ class CheckpointView(BaseModel):
     status: CheckpointStatus
     options: tuple[Decision, ...]
     approvers: tuple[str, ...]
+    # 1 the first time the checkpoint opens, 2 after an iterate or pivot re-opens it, ...
+    opening: int = 0
     recommendation: Decision | None = None
     opened_at: datetime | None = None
     deadline: datetime | None = None
     reminded_at: datetime | None = None
-    # What the person deciding needs to see (e.g. spend so far and the next estimate).
+    # What the person deciding needs to see: `CheckpointContext` as JSON (summary of
+    # the phase output, recommendation and why, what each option does, budget).
     context: dict[str, JsonValue] = Field(default_factory=dict)
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
 
 from boomerang.models.events import CostBreakdown
+from boomerang.money import Usd
 from modal_app.contracts import FunctionResult
 
 
@@ -103,5 +104,5 @@ class TaskOutcome(BaseModel):
     output: dict[str, JsonValue] = Field(default_factory=dict)
     summary: str = ""
     execution_time_s: float | None = None
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Usd = Decimal(0)
     error: str | None = None

@@ -23,6 +23,7 @@ import typer
 from psycopg_pool import AsyncConnectionPool
 from typer.core import TyperGroup
 
+from boomerang.money import usd_text
 from boomerang.settings import Settings
 from boomerang.store import ledger as ledger_ops
 from boomerang.store import queries
@@ -112,11 +113,11 @@ def show_command(run_id: Annotated[str, typer.Argument(help="The run to list.")]
     """List a run's Ledger rows with their costs, and the total."""
     statement = run_with_pool(lambda pool: queries.ledger_for_run(pool, run_id))
     for e in statement.entries:
-        cost = "" if e.total_cost is None else f"${e.total_cost}"
+        cost = "" if e.total_cost is None else f"${usd_text(e.total_cost)}"
         who = " ".join(x for x in (e.provider, e.model_name, e.gpu_type) if x)
         typer.echo(f"{e.seq:>5} {e.recorded_at:%Y-%m-%d %H:%M:%S} {e.kind:<20} "
                    f"attempt={e.attempt} {cost:>12} {who}")  # fmt: skip
-    typer.echo(f"total: ${statement.total_cost} over {len(statement.entries)} rows")
+    typer.echo(f"total: ${usd_text(statement.total_cost)} over {len(statement.entries)} rows")
 
 
 def charter_command(
@@ -144,7 +145,9 @@ def cost_command(
                f"{'memory':>11} {'llm':>11} {'tokens in/out':>15} {'total':>12}")  # fmt: skip
     for x in report.lines:
         who = " / ".join(v for v in (x.phase, x.boomer_ang_id) if v) or "-"
-        typer.echo(f"{who:<32} {x.attempts:>5} {x.gpu_seconds:>9.1f} {x.gpu_cost:>11} {x.cpu_cost:>11} "
-                   f"{x.memory_cost:>11} {x.llm_cost:>11} {f'{x.input_tokens}/{x.output_tokens}':>15} "
-                   f"{x.total_cost:>12}")  # fmt: skip
-    typer.echo(f"total: ${report.total_cost}")
+        gpu, cpu, mem, llm, total = map(usd_text, (x.gpu_cost, x.cpu_cost, x.memory_cost, x.llm_cost,
+                                                  x.total_cost))  # fmt: skip
+        typer.echo(f"{who:<32} {x.attempts:>5} {x.gpu_seconds:>9.1f} {gpu:>11} {cpu:>11} "
+                   f"{mem:>11} {llm:>11} {f'{x.input_tokens}/{x.output_tokens}':>15} "
+                   f"{total:>12}")  # fmt: skip
+    typer.echo(f"total: ${usd_text(report.total_cost)}")

@@ -10,6 +10,8 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict
 
+from boomerang.money import Usd
+
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
 
@@ -22,13 +24,13 @@ class CostLine(BaseModel):
     boomer_ang_id: str | None
     attempts: int
     gpu_seconds: Decimal
-    gpu_cost: Decimal
-    cpu_cost: Decimal
-    memory_cost: Decimal
-    llm_cost: Decimal
+    gpu_cost: Usd
+    cpu_cost: Usd
+    memory_cost: Usd
+    llm_cost: Usd
     input_tokens: int
     output_tokens: int
-    total_cost: Decimal
+    total_cost: Usd
 
 
 class CostReport(BaseModel):
@@ -36,7 +38,7 @@ class CostReport(BaseModel):
 
     run_id: str
     lines: list[CostLine]
-    total_cost: Decimal
+    total_cost: Usd
 
 
 _BREAKDOWN = """

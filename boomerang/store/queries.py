@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict
 
+from boomerang.money import Usd
 from boomerang.store.charter import CharterRow
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
@@ -41,7 +42,7 @@ class LedgerEntry(BaseModel):
     model_name: str | None
     input_tokens: int | None
     output_tokens: int | None
-    total_cost: Decimal | None
+    total_cost: Usd | None
     message: str
     row_hash: str
 
@@ -51,7 +52,7 @@ class LedgerStatement(BaseModel):
 
     run_id: str
     entries: list[LedgerEntry]
-    total_cost: Decimal
+    total_cost: Usd
 
 
 class Approval(BaseModel):
@@ -83,7 +84,7 @@ class RunSummary(BaseModel):
     updated_at: datetime
     pending_approvals: int
     events: int
-    total_cost: Decimal
+    total_cost: Usd
 
 
 _CHARTER = sql.SQL("SELECT {} FROM charter WHERE run_id = %s ORDER BY occurred_at, id").format(
