@@ -33,7 +33,7 @@ from boomerang.binaries import temporal_cli
 from boomerang.connect import connect_temporal
 from boomerang.constants import SEARCH_ATTRIBUTES
 from boomerang.settings import Settings
-from boomerang.store.embedded import EmbeddedPostgres, start_embedded_postgres
+from boomerang.store.embedded import EmbeddedPostgres, EmbeddedPostgresError, start_embedded_postgres
 from boomerang.store.migrate import apply_migrations
 
 # History survives a process crash in WAL mode with synchronous=normal, and it is
@@ -248,6 +248,8 @@ async def _start_postgres(data_dir: Path) -> EmbeddedPostgres:
     starting = asyncio.ensure_future(asyncio.to_thread(start_embedded_postgres, data_dir))
     try:
         return await asyncio.shield(starting)
+    except EmbeddedPostgresError as exc:
+        raise DevStackError(str(exc)) from None
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
             pg = await starting

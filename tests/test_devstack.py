@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -58,6 +60,16 @@ def _env(state: Path, ports: Ports) -> dict[str, str]:
 @pytest.fixture
 def ports() -> Ports:
     return Ports(_free_port(), _free_port(), _free_port())
+
+
+@pytest.fixture
+def state() -> Iterator[Path]:
+    """A state dir outside pytest's base temp: as root, pgserver runs PostgreSQL as the
+    user `pgserver` and opens the dir's parents to it, and any other pytest session
+    starting meanwhile closes /tmp/pytest-of-root again (it strips group and other bits)."""
+    parent = Path(tempfile.mkdtemp(prefix="boomerang-dev-test-"))
+    yield parent / "state"
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 @contextmanager
@@ -178,8 +190,8 @@ async def _dev(env: dict[str, str], *args: str) -> AsyncIterator[str]:
     assert running.proc.returncode == 0, running.banner
 
 
-async def test_dev_stack_runs_a_pipeline_and_resumes_it_after_a_restart(tmp_path: Path, ports: Ports) -> None:
-    env = _env(tmp_path / "state", ports)
+async def test_dev_stack_runs_a_pipeline_and_resumes_it_after_a_restart(state: Path, ports: Ports) -> None:
+    env = _env(state, ports)
     settings = Settings(temporal_address=f"127.0.0.1:{ports.temporal}")
 
     async with _dev(env) as banner:
@@ -194,7 +206,7 @@ async def test_dev_stack_runs_a_pipeline_and_resumes_it_after_a_restart(tmp_path
         await client.decide(run_id, DecisionInput(checkpoint="approve_founders_brief", approver="alice"))
         await wait_for_checkpoint(client, run_id, "approve_customer_profile", timeout_s=60)
 
-    assert (tmp_path / "state" / "temporal" / "temporal.db").exists()
+    assert (state / "temporal" / "temporal.db").exists()
 
     async with _dev(env):
         client = await BoomerangClient.connect(settings)
@@ -215,9 +227,8 @@ async def test_dev_stack_runs_a_pipeline_and_resumes_it_after_a_restart(tmp_path
     ],
 )
 async def test_a_taken_port_is_one_true_line_and_nothing_is_started(
-    tmp_path: Path, ports: Ports, taken: str, what: str, moved_by: str
+    state: Path, ports: Ports, taken: str, what: str, moved_by: str
 ) -> None:
-    state = tmp_path / "state"
     with _listener() as busy:
         env = _env(state, Ports(**{**ports.__dict__, taken: busy}))
         code, out = await _run_to_exit(env)
@@ -231,8 +242,7 @@ async def test_a_taken_port_is_one_true_line_and_nothing_is_started(
     assert _left_over({}, state) == []
 
 
-async def test_the_port_flags_move_the_ports(tmp_path: Path, ports: Ports) -> None:
-    state = tmp_path / "state"
+async def test_the_port_flags_move_the_ports(state: Path, ports: Ports) -> None:
     with _listener() as busy:
         env = _env(state, Ports(busy, busy, busy))  # every configured port is taken ...
         flags = [
@@ -250,9 +260,8 @@ async def test_the_port_flags_move_the_ports(tmp_path: Path, ports: Ports) -> No
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_a_signal_ends_every_child_postgres_included(
-    tmp_path: Path, ports: Ports, sig: signal.Signals
+    state: Path, ports: Ports, sig: signal.Signals
 ) -> None:
-    state = tmp_path / "state"
     async with _started(_env(state, ports), "--no-demo") as running:
         children = _descendants(running.proc.pid)
         assert any("postgres -D" in _cmdline(pid) for pid in children), "PostgreSQL is not a child"
@@ -263,8 +272,26 @@ async def test_a_signal_ends_every_child_postgres_included(
     assert _left_over(children, state) == []
 
 
-async def test_a_part_that_dies_stops_every_part_with_one_line(tmp_path: Path, ports: Ports) -> None:
-    state = tmp_path / "state"
+async def test_a_signal_while_starting_stops_what_was_started(state: Path, ports: Ports) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        BOOMERANG, "dev", "--no-demo", env=_env(state, ports),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    children: dict[int, str] = {}
+    async with asyncio.timeout(60):  # Temporal is up, PostgreSQL is starting: interrupt
+        while not (state / "postgres").exists():
+            children |= _descendants(proc.pid)
+            await asyncio.sleep(0.02)
+    children |= _descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(60):
+        out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    assert BANNER_END not in out.decode()
+    assert _left_over(children, state) == []
+
+
+async def test_a_part_that_dies_stops_every_part_with_one_line(state: Path, ports: Ports) -> None:
     async with _started(_env(state, ports), "--no-demo") as running:
         children = _descendants(running.proc.pid)
         (temporal,) = [pid for pid in children if "temporal server start-dev" in _cmdline(pid)]
@@ -278,8 +305,8 @@ async def test_a_part_that_dies_stops_every_part_with_one_line(tmp_path: Path, p
     assert _left_over(children, state) == []
 
 
-async def test_a_restart_does_not_start_a_second_demo_run(tmp_path: Path, ports: Ports) -> None:
-    env = _env(tmp_path / "state", ports)
+async def test_a_restart_does_not_start_a_second_demo_run(state: Path, ports: Ports) -> None:
+    env = _env(state, ports)
     async with _started(env) as first:
         (line,) = [line for line in first.banner.splitlines() if "Demo run:" in line]
         run_id = line.split()[2]

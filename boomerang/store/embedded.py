@@ -12,7 +12,9 @@ and never starts one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded PostgreSQL did not start; the message names its log."""
+
+
 def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (initialising on first use) the server whose data lives in `data_dir`.
 
@@ -87,8 +93,36 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     get_server = pgserver.get_server  # type: ignore[attr-defined]
-    server = get_server(str(data_dir), cleanup_mode="stop")
+    try:
+        server = get_server(str(data_dir), cleanup_mode="stop")
+    except subprocess.TimeoutExpired:
+        # pgserver gives `pg_ctl start` 10 s, and on a loaded machine it may give up on
+        # a server that came up after all: a second try adopts a running one.
+        _forget(data_dir)
+        try:
+            server = get_server(str(data_dir), cleanup_mode="stop")
+        except (subprocess.SubprocessError, OSError):
+            _forget(data_dir)
+            _stop_leftover(data_dir)
+            raise EmbeddedPostgresError(
+                f"the embedded PostgreSQL did not start; see {data_dir / 'log'}"
+            ) from None
     return EmbeddedPostgres(data_dir=data_dir, conninfo=str(server.get_uri()), _server=server)
+
+
+def _forget(data_dir: Path) -> None:
+    """Drop pgserver's cached handle of a failed start, so the next try starts afresh."""
+    from pgserver.postgres_server import PostgresServer
+
+    PostgresServer._instances.pop(data_dir, None)
+
+
+def _stop_leftover(data_dir: Path) -> None:
+    """Stop whatever a failed start left running on `data_dir` (nothing may outlive us)."""
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+    with contextlib.suppress(subprocess.SubprocessError, OSError):
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, timeout=30)
 
 
 def resolve_conninfo(settings: Settings) -> str:
