@@ -1,17 +1,26 @@
-"""The Modal app: imports offline, deploys what the registry says, replies as data."""
+"""The Modal app: imports offline, deploys what the registry and the price table say, replies as data."""
 
 from __future__ import annotations
 
+import ast
+import shlex
 import subprocess
 import sys
 from dataclasses import replace
+from importlib.metadata import metadata, packages_distributions
+from pathlib import Path
+from typing import Any
 
 import pytest
+from modal._image import LATEST_IMAGE_BUILDER_VERSION
+from packaging.requirements import Requirement
 
+from boomerang.pricing import load_price_table
 from modal_app import functions
 from modal_app.functions import call, lookup, registered
 from modal_app.specialists import all_specialists
 from tests.compute import task
+from tests.modal_servicer.servicer import deployed_functions
 
 
 def test_app_imports_without_network_or_credentials() -> None:
@@ -23,17 +32,103 @@ def test_app_imports_without_network_or_credentials() -> None:
     assert done.stdout.strip() == "boomerang"
 
 
-def test_every_function_is_deployed_with_its_registered_resources() -> None:
+# -- the deploy check: what `modal deploy modal_app/app.py` would create, read offline ------------
+
+# Packages a function's image carries beyond what modal_app imports (GPU libraries it
+# imports lazily, when they are there).
+EXTRA_PACKAGES = {"task_crunch_ang": {"cupy-cuda12x"}}
+SECRETS = ["modal.Secret.from_name('boomerang-secrets')"]
+RETRIES = 2  # a lost or preempted container; a bad input is answered, not retried
+
+
+def _image_commands(image: Any) -> list[str]:
+    """The Dockerfile commands of an image's layers, base first, as `modal deploy` sends them.
+
+    Modal keeps them in each layer's loader (private API): the only offline view there is.
+    """
+    loader = image._load
+    cells = dict(
+        zip(loader.__code__.co_freevars, (c.cell_contents for c in loader.__closure__ or ()), strict=True)
+    )
+    bases = [
+        *(cells.get("base_images") or {}).values(),
+        *([cells["base_image"]] if "base_image" in cells else []),
+    ]
+    commands = [command for base in bases for command in _image_commands(base)]
+    if cells.get("dockerfile_function"):
+        commands += cells["dockerfile_function"](LATEST_IMAGE_BUILDER_VERSION).commands
+    return commands
+
+
+def _pip_installed(image: Any) -> dict[str, str]:
+    """Requirement name -> requirement, for every `pip install` in the image."""
+    installed: dict[str, str] = {}
+    for command in _image_commands(image):
+        if "pip install" in command and "--upgrade pip" not in command:
+            for arg in shlex.split(command.split("pip install", 1)[1]):
+                installed[Requirement(arg).name] = arg
+    return installed
+
+
+def _third_party_imports() -> set[str]:
+    """Distributions modal_app imports at module level (what its containers need installed)."""
+    dists = packages_distributions()
+    names: set[str] = set()
+    for source in Path(functions.__file__).parent.glob("*.py"):
+        for node in ast.parse(source.read_text()).body:
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    local = {"modal", "modal_app", "__future__"}  # Modal provides `modal` in every container
+    return {dists[n][0].lower() for n in names - local - set(sys.stdlib_module_names)}
+
+
+def test_every_registered_function_is_deployed_and_nothing_else() -> None:
     from modal_app import app
 
-    names = set(registered())
-    assert {s.function for s in all_specialists()} <= names
-    for name in names:
-        fn = lookup(name)
-        deployed = getattr(app, name)
-        # Modal's spec is private API; it is the only offline view of what will deploy.
-        spec = deployed._spec_
-        assert (spec.gpus, spec.cpu, spec.memory) == (fn.gpu, fn.cpu, fn.memory_mib), name
+    deployed = deployed_functions(app)
+    assert set(deployed) == set(registered())
+    assert {s.function for s in all_specialists()} <= set(deployed)
+
+
+@pytest.mark.parametrize("name", sorted(registered()))
+def test_each_function_deploys_with_its_registered_and_priced_resources(name: str) -> None:
+    from modal_app import app
+
+    fn = lookup(name)
+    info = deployed_functions(app)[name].info()  # offline: what the deploy request will carry
+    assert (info.cpu, info.memory_mib, info.timeout) == (fn.cpu, fn.memory_mib, int(fn.timeout_s))
+    assert (info.max_retries, info.secrets) == (RETRIES, SECRETS)
+    assert info.gpus == ([(fn.gpu, 1)] if fn.gpu else [])
+    table = load_price_table(env={})
+    for gpu, count in info.gpus:
+        # Costing uses the registry's GPU: the deployed one must cost exactly the same.
+        assert table.gpu_rate(f"{gpu}:{count}") == table.gpu_rate(fn.gpu or "")
+    for specialist in all_specialists():
+        if specialist.function == name:
+            assert specialist.gpu == fn.gpu, (
+                f"{specialist.id} is priced for {specialist.gpu}, deployed on {fn.gpu}"
+            )
+
+
+@pytest.mark.parametrize("name", sorted(registered()))
+def test_each_function_image_installs_what_modal_app_imports(name: str) -> None:
+    from modal_app import app
+
+    image: Any = deployed_functions(app)[name]._spec_.image
+    installed = _pip_installed(image)
+    needed = _third_party_imports()
+    assert needed, "modal_app imports no third-party package at all?"
+    assert set(installed) == needed | EXTRA_PACKAGES.get(name, set())
+    # The image pins what the project is tested with (pyproject's own requirement).
+    pinned = {
+        Requirement(r).name: Requirement(r).specifier
+        for r in metadata("boomerang").get_all("Requires-Dist") or []
+    }
+    for package in needed:
+        assert Requirement(installed[package]).specifier == pinned[package], package
+    assert image._added_python_source_set == frozenset({"modal_app"})
 
 
 def test_the_modal_functions_reply_as_data() -> None:
