@@ -1,10 +1,20 @@
 """A double of Modal's remote service, behind the SDK's public call surface.
 
-Modal's cloud is out of reach from tests, so `RemoteService` plays its part: it
-hands out objects shaped like `modal.Function` (`spawn.aio`) and `modal.FunctionCall`
-(`object_id`, `get.aio(timeout=)`, `cancel.aio()`), and runs the *real* function
-bodies (`modal_app.functions.call`) in a thread, so results are what Modal would
-return. It behaves like the real service where the backend depends on it:
+Most Modal tests run the real SDK client against the local servicer of Modal's gRPC
+API (tests/modal_servicer/). This double stays for what that cannot do, or not
+cheaply, in test_modal_backend.py:
+
+- the backend's whole error-mapping table: any exception class the SDK may raise
+  (`ExecutionError`, `VersionError`, `InputCancellation`, a body's own exception
+  re-raised, ...), including ones only a real container or a newer server produce;
+- a spawn whose reply is withheld after the call exists (cancelled mid-spawn), and
+  heartbeat hooks that die at a chosen moment;
+- bursts of 64 calls of a chosen duration against a capacity, in milliseconds.
+
+`RemoteService` hands out objects shaped like `modal.Function` (`spawn.aio`) and
+`modal.FunctionCall` (`object_id`, `get.aio(timeout=)`, `cancel.aio()`), and runs the
+*real* function bodies (`modal_app.functions.call`) in a thread, so results are what
+Modal would return. It behaves like the real service where the backend depends on it:
 
 - `get` raises the builtin `TimeoutError` while a call runs (what Modal 1.6 does);
 - a call that arrives while `capacity` calls are running is refused with

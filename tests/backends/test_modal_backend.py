@@ -1,6 +1,6 @@
 """The Modal backend against a double of the remote service: one spawn per task, re-attach,
-cancellation, error mapping, bounded bursts. The Temporal-worker cases are in
-test_modal_temporal.py."""
+cancellation, error mapping, bounded bursts. The same paths over the real SDK and the wire,
+and inside Temporal workers, are in tests/modal_servicer/."""
 
 from __future__ import annotations
 

@@ -26,8 +26,9 @@ It misbehaves as the real service does, on request: `capacity` refuses inputs pa
 with RESOURCE_EXHAUSTED; `preempt` loses the next attempts' containers (an input is
 rescheduled up to the function's `retries`, then fails as an internal failure);
 `held` keeps inputs running past any poll until `release()`; `expire()` drops an
-output; unknown call ids and undeployed names are NOT_FOUND; a wrong token is
-UNAUTHENTICATED. `until()` waits for a condition instead of sleeping.
+output; `poll_errors` fails the next polls with those gRPC statuses (the SDK retries
+UNAVAILABLE three times itself); unknown call ids and undeployed names are NOT_FOUND;
+a wrong token is UNAUTHENTICATED. `until()` waits for a condition instead of sleeping.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class ModalServicer(ModalClientBase):
         self.rejected = 0
         self.cancelled: list[str] = []
         self.polls = 0
+        self.poll_errors: list[Status] = []
 
     # -- test controls ----------------------------------------------------------------------------
 
@@ -223,6 +225,8 @@ class ModalServicer(ModalClientBase):
         call = self._call(request.function_call_id)
         self.polls += 1
         self._notify()
+        if self.poll_errors:
+            raise GRPCError(self.poll_errors.pop(0), "the outputs service is unavailable")
         if call.result is None and not call.expired:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(call.finished.wait(), timeout=max(request.timeout, 0))

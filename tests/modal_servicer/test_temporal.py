@@ -1,6 +1,7 @@
-"""The Modal backend inside a real Temporal worker (dev server): a retried activity re-attaches
-to its call from the heartbeat details, a worker that goes away leaves the call running for
-the next one, and a workflow cancel reaches the remote call."""
+"""The Modal backend inside a real Temporal worker (dev server), over the real SDK to the local
+Modal: a retried activity re-attaches to its call from the heartbeat details, a worker that
+goes away leaves the call running for the next one, and a workflow cancel reaches the remote
+call. The harness workflow isolates the backend; test_worker.py runs Boomerang's own."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import modal.exception as mx
 import pytest
+from grpclib import Status
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -25,7 +26,7 @@ from temporalio.workflow import ActivityCancellationType
 from activities.compute import ComputeError
 from activities.modal_backend import CallCheckpoint, ModalBackend
 from modal_app.contracts import FunctionResult
-from tests.backends.modal_double import RemoteService
+from tests.modal_servicer.servicer import ModalServicer
 
 FUNCTION = "phase_0_onboarding"
 PAYLOAD: dict[str, Any] = {
@@ -75,13 +76,6 @@ class ModalCallWorkflow:
         )
 
 
-@pytest.fixture
-async def service() -> AsyncIterator[RemoteService]:
-    s = RemoteService()
-    yield s
-    await s.aclose()
-
-
 @asynccontextmanager
 async def worker(client: Client, task_queue: str, acts: ModalCallActivities) -> AsyncIterator[Worker]:
     # The sandbox would re-import this test module (pytest, modal); the workflow is a harness.
@@ -95,11 +89,9 @@ async def worker(client: Client, task_queue: str, acts: ModalCallActivities) -> 
         yield w
 
 
-def activities_for(service: RemoteService) -> ModalCallActivities:
-    # Real activity hooks (heartbeat, heartbeat details, cancellation details); the double
-    # stands in for Modal's lookups only.
-    backend = ModalBackend(function_lookup=service.function, call_lookup=service.call, poll_s=0.1)
-    return ModalCallActivities(backend)
+def activities() -> ModalCallActivities:
+    # Real activity hooks (heartbeat, heartbeat details, cancellation details), real SDK lookups.
+    return ModalCallActivities(ModalBackend(poll_s=0.1))
 
 
 async def start(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
@@ -120,52 +112,55 @@ async def heartbeated_call_id(client: Client, handle: WorkflowHandle[Any, Any]) 
 
 
 async def test_a_retried_attempt_reattaches_from_heartbeat_details(
-    dev_env: WorkflowEnvironment, service: RemoteService
+    dev_env: WorkflowEnvironment, modal_service: ModalServicer
 ) -> None:
-    # Attempt 1 heartbeats the call id, then loses Modal on its first poll and fails.
-    service.poll_errors.append(mx.ConnectionError("connection reset by peer"))
-    acts = activities_for(service)
+    # Attempt 1 heartbeats the call id, then Modal's outputs service stays unavailable past
+    # the SDK's own retries (1 + 3), so the attempt fails.
+    modal_service.poll_errors.extend([Status.UNAVAILABLE] * 4)
+    acts = activities()
     task_queue = f"tq-{uuid.uuid4().hex}"
     async with worker(dev_env.client, task_queue, acts):
         raw = await (await start(dev_env.client, task_queue)).result()
     FunctionResult.model_validate(raw)
-    assert service.spawns == 1
+    assert modal_service.spawns == 1
     (first, first_details), (second, second_details) = acts.attempts
     assert (first, first_details, second) == (1, [], 2)
-    assert CallCheckpoint.model_validate(second_details[-1]).call_id == next(iter(service.calls))
+    assert CallCheckpoint.model_validate(second_details[-1]).call_id == next(iter(modal_service.calls))
 
 
 async def test_a_worker_that_goes_away_leaves_the_call_for_the_next_one(
-    dev_env: WorkflowEnvironment, service: RemoteService
+    dev_env: WorkflowEnvironment, modal_service: ModalServicer
 ) -> None:
-    service.held = True
+    modal_service.held = True
     task_queue = f"tq-{uuid.uuid4().hex}"
-    async with worker(dev_env.client, task_queue, activities_for(service)):
+    async with worker(dev_env.client, task_queue, activities()):
         handle = await start(dev_env.client, task_queue)
         call_id = await heartbeated_call_id(dev_env.client, handle)
     # Shutting the worker down cancelled its activity, but not the call it was waiting on.
-    assert service.cancelled == []
+    assert modal_service.cancelled == []
+    polls_before = modal_service.polls
 
-    replacement = activities_for(service)
+    replacement = activities()
     async with worker(dev_env.client, task_queue, replacement):
-        await service.until(lambda: service.polls >= 2)  # the next attempt is waiting on the call
-        service.release()
+        # The next attempt is waiting on the call.
+        await modal_service.until(lambda: modal_service.polls > polls_before)
+        modal_service.release()
         FunctionResult.model_validate(await handle.result())
-    assert service.spawns == 1
+    assert modal_service.spawns == 1
     assert CallCheckpoint.model_validate(replacement.attempts[-1][1][-1]).call_id == call_id
 
 
 async def test_cancelling_the_workflow_cancels_the_remote_call(
-    dev_env: WorkflowEnvironment, service: RemoteService
+    dev_env: WorkflowEnvironment, modal_service: ModalServicer
 ) -> None:
-    service.held = True
+    modal_service.held = True
     task_queue = f"tq-{uuid.uuid4().hex}"
-    async with worker(dev_env.client, task_queue, activities_for(service)):
+    async with worker(dev_env.client, task_queue, activities()):
         handle = await start(dev_env.client, task_queue)
         call_id = await heartbeated_call_id(dev_env.client, handle)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
     assert isinstance(failed.value.cause, CancelledError)
-    assert service.cancelled == [call_id]
-    assert service.spawns == 1
+    assert modal_service.cancelled == [call_id]
+    assert modal_service.spawns == 1
