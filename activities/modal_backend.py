@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 import modal
 import modal.exception as mx
+from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 
@@ -233,9 +234,10 @@ _COMMON_RULES = (
         message="{where} failed on Modal: {detail}",
     ),
     # Talking to Modal failed (ConnectionError, ServiceError, InternalError, ...): the
-    # call itself may be fine, so the retry re-attaches to it.
+    # call itself may be fine, so the retry re-attaches to it. Past its own retries the
+    # SDK re-raises a reset or broken HTTP/2 stream as grpclib raised it.
     _Rule(
-        (mx.Error, OSError),
+        (mx.Error, OSError, StreamTerminatedError, ProtocolError),
         "ModalUnavailable",
         permanent=False,
         finished=False,

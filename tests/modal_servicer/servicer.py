@@ -27,7 +27,8 @@ with RESOURCE_EXHAUSTED; `preempt` loses the next attempts' containers (an input
 rescheduled up to the function's `retries`, then fails as an internal failure);
 `held` keeps inputs running past any poll until `release()`; `expire()` drops an
 output; `poll_errors` fails the next polls with those gRPC statuses (the SDK retries
-UNAVAILABLE three times itself); unknown call ids and undeployed names are NOT_FOUND;
+UNAVAILABLE three times itself) and `poll_resets` resets the next polls' streams;
+unknown call ids and undeployed names are NOT_FOUND;
 a wrong token is UNAUTHENTICATED. `until()` waits for a condition instead of sleeping.
 """
 
@@ -133,6 +134,7 @@ class ModalServicer(ModalClientBase):
         self.cancelled: list[str] = []
         self.polls = 0
         self.poll_errors: list[Status] = []
+        self.poll_resets = 0
 
     # -- test controls ----------------------------------------------------------------------------
 
@@ -227,6 +229,10 @@ class ModalServicer(ModalClientBase):
         self._notify()
         if self.poll_errors:
             raise GRPCError(self.poll_errors.pop(0), "the outputs service is unavailable")
+        if self.poll_resets > 0:  # RST_STREAM: the client sees the stream terminated
+            self.poll_resets -= 1
+            await stream.cancel()
+            return
         if call.result is None and not call.expired:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(call.finished.wait(), timeout=max(request.timeout, 0))

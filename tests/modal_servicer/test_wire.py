@@ -161,6 +161,22 @@ async def test_an_input_preempted_past_its_retries_fails_and_the_next_attempt_sp
     assert [c.attempts for c in modal_service.calls.values()] == [3, 1]
 
 
+async def test_a_connection_lost_while_polling_keeps_the_call_for_the_retry(
+    modal_service: ModalServicer,
+) -> None:
+    # Past the SDK's own retries (1 + 3), grpclib's StreamTerminatedError reaches the backend.
+    modal_service.poll_resets = 4
+    beats: list[dict[str, Any]] = []
+    with pytest.raises(ComputeError, match="could not reach Modal") as caught:
+        await backend(heartbeat=beats.append).call(FUNCTION, PAYLOAD, timeout_s=60)
+    assert (caught.value.error_type, caught.value.permanent) == ("ModalUnavailable", False)
+    assert not CallCheckpoint.model_validate(beats[-1]).finished
+    assert_onboarding_result(
+        await backend(previous_details=lambda: beats).call(FUNCTION, PAYLOAD, timeout_s=60)
+    )
+    assert modal_service.spawns == 1
+
+
 async def test_an_unknown_call_id_is_gone_and_not_reattached(modal_service: ModalServicer) -> None:
     beats: list[dict[str, Any]] = []
     with pytest.raises(ComputeError, match="no longer exists on Modal") as caught:
