@@ -129,15 +129,16 @@ async def _run(
 
 async def _api_listening(api: asyncio.Task[None], settings: Settings, *, timeout_s: float = 30) -> None:
     """Return once the API accepts connections; raise if it stopped or never did."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if api.done():
-                raise DevStackError(f"the HTTP API stopped at start: {_why(api)}")
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(settings.api_host, settings.api_port)
-                writer.close()
-                return
-            await asyncio.sleep(0.1)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not api.done():
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection(settings.api_host, settings.api_port)
+            writer.close()
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise DevStackError(f"the HTTP API did not start listening within {timeout_s:.0f}s")
+        await asyncio.sleep(0.1)
+    raise DevStackError(f"the HTTP API stopped at start: {_why(api)}")
 
 
 async def _watch(stack: Stack, api: asyncio.Task[None], stop: asyncio.Event) -> str | None:
