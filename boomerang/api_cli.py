@@ -185,4 +185,8 @@ def api_command(
         )
         await serve_api(settings, conninfo=conninfo)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ApiStartError as exc:  # uvicorn has logged the cause (e.g. the port is taken)
+        typer.echo(f"{exc}; BOOMERANG_API_PORT or --port moves it", err=True)
+        raise typer.Exit(1) from None
