@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -41,6 +42,31 @@ from workflows.webhooks import DeliverWebhook
 log = structlog.get_logger()
 
 
+# Every Boomerang workflow; a worker that runs workflows runs all of them.
+WORKFLOWS = [ValidationPipeline, BoomerAngTask, DeliverWebhook]
+
+
+def build_activities(
+    backend: ComputeBackend,
+    events: EventSink,
+    *,
+    prices: PriceTable | None = None,
+    costs: CostReader | None = None,
+    webhooks: WebhookActivities | None = None,
+) -> list[Callable[..., Any]]:
+    """Every Boomerang activity, bound to its dependencies; `prices` defaults to the packaged table."""
+    prices = prices or load_price_table(env={})
+    dispatcher = Dispatcher(backend, events, prices)
+    return [
+        DispatchActivities(dispatcher).dispatch,
+        TaskActivities(prices).plan_task,
+        BudgetActivities(costs or _NoLedger(), prices).check_budget,
+        RecordActivities(events).record_events,
+        # Without `webhooks`, a run with a webhook URL starts a delivery no worker can make.
+        *(webhooks.activities if webhooks is not None else []),
+    ]
+
+
 def build_worker(
     client: Client,
     *,
@@ -51,21 +77,12 @@ def build_worker(
     costs: CostReader | None = None,
     webhooks: WebhookActivities | None = None,
 ) -> Worker:
-    """A worker for every Boomerang workflow; `prices` defaults to the packaged table."""
-    prices = prices or load_price_table(env={})
-    dispatcher = Dispatcher(backend, events, prices)
+    """A worker for every Boomerang workflow and activity."""
     return Worker(
         client,
         task_queue=task_queue,
-        # Without `webhooks`, a run with a webhook URL starts a delivery no worker can make.
-        workflows=[ValidationPipeline, BoomerAngTask, DeliverWebhook],
-        activities=[
-            DispatchActivities(dispatcher).dispatch,
-            TaskActivities(prices).plan_task,
-            BudgetActivities(costs or _NoLedger(), prices).check_budget,
-            RecordActivities(events).record_events,
-            *(webhooks.activities if webhooks is not None else []),
-        ],
+        workflows=WORKFLOWS,
+        activities=build_activities(backend, events, prices=prices, costs=costs, webhooks=webhooks),
         # Cancellation and heartbeats must reach activities promptly after a stop.
         graceful_shutdown_timeout=timedelta(seconds=5),
     )

@@ -78,7 +78,7 @@ class BoomerangClient:
         *,
         task_queue: str = TASK_QUEUE,
         records: Pool | None = None,
-        decide_wait_s: float = 5.0,
+        decide_wait_s: float = 10.0,
     ) -> None:
         if decide_wait_s <= 0:
             raise ValueError(f"decide_wait_s must be positive, got {decide_wait_s}")
@@ -139,19 +139,23 @@ class BoomerangClient:
     def _handle(self, run_id: str) -> WorkflowHandle[object, PipelineResult]:
         return self.temporal.get_workflow_handle(run_id, result_type=PipelineResult)
 
-    async def decide(self, run_id: str, decision: DecisionInput) -> DecisionReceipt:
+    async def decide(
+        self, run_id: str, decision: DecisionInput, *, wait_s: float | None = None
+    ) -> DecisionReceipt:
         """Send a decision by update; raises `InvalidDecisionError` with the run's reason.
 
         The decision gets a `decision_id` here if it has none, so that it can be sent
         again safely. When no worker takes it in time (none running, all busy) the
         receipt says `pending`: Temporal keeps it and a worker validates and applies
-        it later; resending the same decision_id says what became of it.
+        it later; resending the same decision_id says what became of it. `wait_s`
+        overrides the client's `decide_wait_s` for this call.
         """
+        wait = self._decide_wait if wait_s is None else timedelta(seconds=wait_s)
         if decision.decision_id is None:
             decision = decision.model_copy(update={"decision_id": f"d-{secrets.token_hex(8)}"})
         try:
             receipt: DecisionReceipt = await self._handle(run_id).execute_update(
-                DECIDE_UPDATE, decision, result_type=DecisionReceipt, rpc_timeout=self._decide_wait
+                DECIDE_UPDATE, decision, result_type=DecisionReceipt, rpc_timeout=wait
             )
             return receipt
         except WorkflowUpdateRPCTimeoutOrCancelledError:

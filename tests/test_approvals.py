@@ -90,3 +90,33 @@ def test_empty_roster_lets_any_named_person_decide() -> None:
     book = ApprovalBook(startup_validation_pipeline(), {})
     book.open("approve_founders_brief", now=NOW, deadline=NOW + timedelta(days=7))
     assert book.submit(_d(approver="anyone"), now=NOW, via="update", hold_upcoming=False).status == "applied"
+
+
+def test_openings_count_and_a_decision_lands_only_on_the_one_it_names() -> None:
+    book = _book()
+    book.enter_phase(0)
+    book.open("approve_founders_brief", now=NOW, deadline=NOW + timedelta(days=7))
+    assert [v.opening for v in book.pending()] == [1]
+    book.submit(_d(decision="iterate", opening=1), now=NOW, via="update", hold_upcoming=False)
+    book.reopen_from(0)
+    # Between openings: the next one may be waited for only by a decision that names it.
+    assert book.opens_next(_d(opening=2)) and not book.opens_next(_d())
+    with pytest.raises(InvalidDecisionError, match="opening 1 of approve_founders_brief, which has closed"):
+        book.check(_d(opening=1), hold_upcoming=True)
+    book.open("approve_founders_brief", now=NOW, deadline=NOW + timedelta(days=7))
+    with pytest.raises(InvalidDecisionError, match="now at opening 2 \\(open\\)"):
+        book.check(_d(opening=1), hold_upcoming=False)
+    receipt = book.submit(_d(), now=NOW, via="update", hold_upcoming=False)
+    assert (receipt.status, receipt.opening) == ("applied", 2)
+    assert [(d.decision, d.opening) for d in book.decisions] == [(Decision.ITERATE, 1), (Decision.APPROVE, 2)]
+
+
+def test_only_the_checkpoint_the_running_phase_opens_next_is_waited_for() -> None:
+    book = _book()
+    assert not book.opens_next(_d())  # no phase has started
+    book.enter_phase(1)
+    assert book.opens_next(_d("approve_customer_profile"))
+    assert not book.opens_next(_d("approve_vpc_completion"))  # behind another checkpoint
+    assert not book.opens_next(_d("approve_founders_brief"))  # another phase's
+    book.open("approve_customer_profile", now=NOW, deadline=NOW + timedelta(days=7))
+    assert not book.opens_next(_d("approve_vpc_completion"))  # something is open: it decides first

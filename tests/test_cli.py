@@ -200,3 +200,43 @@ async def test_boomerang_cli_end_to_end(
         CHECKPOINTS[0], "alice", "clear enough", "update",
     )  # fmt: skip
     assert [cp.name for cp in status.pending] == [CHECKPOINTS[1]]
+
+
+async def test_temporal_cli_refusals_are_one_line_that_says_what_is_allowed(
+    dev_env: WorkflowEnvironment, backend: LocalBackend, event_store: EventSink
+) -> None:
+    async with stack(dev_env, backend, event_store) as s:
+        run_id = await s.client.start_pipeline(PipelineInput(tenant="acme", project_id="clinic", brief=BRIEF))
+        await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[0])
+
+        def update(name: str, **fields: str) -> tuple[str, ...]:
+            return s.temporal(
+                "workflow", "update", "execute", "--workflow-id", run_id, "--name", name,
+                "--input", _json(**fields),
+            )  # fmt: skip
+
+        wrong_checkpoint = await run(*update("decide", checkpoint="approve_everything", approver="alice"))
+        wrong_value = await run(
+            *update("decide", checkpoint=CHECKPOINTS[0], approver="alice", decision="aprove")
+        )
+        wrong_name = await run(*update("approval", checkpoint=CHECKPOINTS[0], approver="alice"))
+        status = await s.client.status(run_id)
+
+    assert wrong_checkpoint.code != 0
+    message = f"unknown checkpoint 'approve_everything'; this run has: {', '.join(CHECKPOINTS)}"
+    assert wrong_checkpoint.output.count(message) == 1, wrong_checkpoint.output
+    # Once, with the one type the workflow gave it: no second, retryable copy from the cause.
+    assert "InvalidDecisionError" not in wrong_checkpoint.output
+    assert "retryable: true" not in wrong_checkpoint.output
+
+    assert wrong_value.code != 0
+    assert (
+        "invalid decide update: decision: Input should be 'approve', 'reject', 'iterate', 'pivot' or "
+        "'override_proceed'" in wrong_value.output
+    ), wrong_value.output
+    assert "Failed decoding arguments" not in wrong_value.output
+    assert "errors.pydantic.dev" not in wrong_value.output
+
+    assert wrong_name.code != 0
+    assert "unknown update 'approval'; this run accepts decide" in wrong_name.output, wrong_name.output
+    assert status.decisions == ()

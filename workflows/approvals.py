@@ -99,14 +99,13 @@ class ApprovalBook:
     # -- checking ----------------------------------------------------------------
 
     def check(
-        self, d: DecisionInput, *, hold_upcoming: bool, defer_imminent: bool = False
+        self, d: DecisionInput, *, hold_upcoming: bool, defer_next: bool = False
     ) -> DecisionReceipt | None:
         """Raise `InvalidDecisionError` if `d` cannot land; a known id returns its receipt.
 
-        `defer_imminent` leaves out the open/closed check for the checkpoint the run
-        opens next: an update's validator can run before the phase result that opens
-        it has been applied (both in one workflow task, after a worker restart), and
-        the update's handler checks again once it has.
+        `defer_next` leaves out the open/closed check when `d` is for the opening the
+        run opens next (`opens_next`): an update's handler waits for that opening and
+        checks again then.
         """
         if d.decision_id is not None and d.decision_id in self._receipts:
             return self._receipts[d.decision_id].model_copy(update={"status": ReceiptStatus.DUPLICATE})
@@ -114,7 +113,7 @@ class ApprovalBook:
         if gate is None:
             known = ", ".join(self._gates)
             raise InvalidDecisionError(f"unknown checkpoint {d.checkpoint!r}; this run has: {known}")
-        if not (defer_imminent and self.imminent(gate.spec.name)):
+        if not (defer_next and self.opens_next(d)):
             self._check_state(gate, d.opening, hold_upcoming=hold_upcoming)
         self._check_approver(gate, d.approver)
         if d.decision not in gate.spec.options:
@@ -225,23 +224,26 @@ class ApprovalBook:
             )
         return index
 
-    def imminent(self, name: str) -> bool:
-        """`name` is the checkpoint this run opens next: nothing is open, it is the
-        first undecided one of the running phase (or the budget gate)."""
-        gate = self._gates.get(name)
+    def opens_next(self, d: DecisionInput) -> bool:
+        """`d` is for the opening this run opens next, with nobody's input: its checkpoint is
+        the first undecided one of the running phase, nothing is open, and `d` names that
+        opening, or names none and it is the checkpoint's first. The budget gate never is:
+        whether it opens depends on spend not known yet."""
+        gate = self._gates.get(d.checkpoint)
         if gate is None or gate.status is not CheckpointStatus.UPCOMING:
+            return False
+        if gate.phase_index == ANY_PHASE or gate.phase_index != self._phase_index:
             return False
         if any(g.status is CheckpointStatus.OPEN for g in self._gates.values()):
             return False
-        if gate.phase_index == ANY_PHASE:
-            return True
-        if gate.phase_index != self._phase_index:
+        wanted = gate.openings + 1
+        if d.opening != wanted and not (d.opening is None and wanted == 1):
             return False
         phase = self._spec.phases[gate.phase_index]
         first_upcoming = next(
             cp.name for cp in phase.checkpoints if self._gates[cp.name].status is CheckpointStatus.UPCOMING
         )
-        return first_upcoming == name
+        return first_upcoming == gate.spec.name
 
     # -- landing -----------------------------------------------------------------
 

@@ -62,6 +62,7 @@ INVALID_DECISION = "InvalidDecision"
 UNKNOWN_UPDATE = "UnknownUpdate"
 PHASE_FAILED = "PhaseFailed"
 _CONTINUE = (Decision.APPROVE, Decision.OVERRIDE_PROCEED)
+_FINAL = frozenset({RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED})
 
 
 class _Stop(Exception):
@@ -360,11 +361,17 @@ class ValidationPipeline:
     @workflow.update(name=DECIDE_UPDATE)
     async def decide(self, payload: Any) -> DecisionReceipt:
         d = _parse_decision("update", DECIDE_UPDATE, payload, None)
-        if not self._book.is_open(d.checkpoint):
-            # The validator may have run before a phase result in this same workflow
-            # task was applied (a worker restart delivers both at once): let the run
-            # take that step, then check again for real.
-            await workflow.wait_condition(lambda: True)
+        if self._book.opens_next(d):
+            # The running phase opens this checkpoint when it is done. Its result may be
+            # in this very workflow task, behind the decision (a worker restart delivers
+            # both at once), so wait for it rather than refuse what `status` showed open.
+            await workflow.wait_condition(lambda: not self._book.opens_next(d) or self._status in _FINAL)
+            if self._status in _FINAL:
+                raise ApplicationError(
+                    f"the run ended ({self._status.value}) before {d.checkpoint} opened",
+                    type=INVALID_DECISION,
+                    non_retryable=True,
+                )
         try:
             return self._book.submit(d, now=workflow.now(), via="update", hold_upcoming=False)
         except InvalidDecisionError as exc:
@@ -374,7 +381,7 @@ class ValidationPipeline:
     def _validate_decide(self, payload: Any) -> None:
         try:
             d = _parse_decision("update", DECIDE_UPDATE, payload, None)
-            self._book.check(d, hold_upcoming=False, defer_imminent=True)
+            self._book.check(d, hold_upcoming=False, defer_next=True)
         except InvalidDecisionError as exc:
             # `from None`: the cause would print the message twice, typed differently.
             raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
@@ -477,6 +484,8 @@ class ValidationPipeline:
         }[status]
         finished = self._emit(kind, status=status.value, message=f"Validation {status.value}")
         self._publish(status)
+        # Decisions waiting for a checkpoint that will not open now answer before the run ends.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         await self._notify(finished)
         await self._events.flush()
         return PipelineResult(

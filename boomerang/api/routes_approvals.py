@@ -55,7 +55,8 @@ async def approve(body: ApproveRequest, token: Approver, ctx: Ctx, response: Res
     )
     try:
         async with upstream("decision", ctx.timeout_s):
-            receipt = await ctx.client.decide(body.run_id, decision)
+            # Answer `pending` well before the route's own timeout would answer 504.
+            receipt = await ctx.client.decide(body.run_id, decision, wait_s=ctx.timeout_s / 2)
     except InvalidDecisionError as exc:
         raise HTTPException(409, str(exc)) from None
     except UnknownRunError:
