@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from boomerang.models.decisions import CheckpointStatus, DecisionInput
-from boomerang.models.pipeline import Decision
+from boomerang.models.pipeline import Decision, budget_checkpoint
+from boomerang.money import usd_text
 from boomerang.pipelines import startup_validation_pipeline
 from workflows.approvals import ApprovalBook, InvalidDecisionError
+from workflows.checkpoint_context import DEFAULT_WHY, budget_checkpoint_context, phase_checkpoint_context
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ROSTER: dict[str, tuple[str, ...]] = {"founder": ("alice",), "finance": ("bob",)}
@@ -120,3 +123,39 @@ def test_only_the_checkpoint_the_running_phase_opens_next_is_waited_for() -> Non
     assert not book.opens_next(_d("approve_founders_brief"))  # another phase's
     book.open("approve_customer_profile", now=NOW, deadline=NOW + timedelta(days=7))
     assert not book.opens_next(_d("approve_vpc_completion"))  # something is open: it decides first
+
+
+def test_checkpoint_context_says_what_each_option_does_and_keeps_money_from_customers() -> None:
+    spec = startup_validation_pipeline()
+    gate = spec.phases[0].checkpoints[0]
+    context = phase_checkpoint_context(
+        spec, phase_index=0, checkpoint=gate, output={"summary": "a brief", "x": 1}, iterations=3, pivots=0
+    )
+    assert context.summary == "a brief"
+    assert (context.recommendation, context.why) == (Decision.APPROVE, DEFAULT_WHY)
+    effects = {o.decision: o.effect for o in context.options}
+    assert effects[Decision.APPROVE] == "accept and run Phase 1 · VPC Discovery"
+    assert effects[Decision.ITERATE] == "not available: all 3 iterations of onboarding are used"
+    # A function that reports nothing of its own still gets a summary from its fields.
+    bare = phase_checkpoint_context(spec, phase_index=4, checkpoint=spec.phases[4].checkpoints[1],
+                                    output={"b": 1, "a": 2}, iterations=0, pivots=1)  # fmt: skip
+    assert bare.summary == "output fields: a, b"
+    assert {o.decision: o.effect for o in bare.options}[Decision.APPROVE] == (
+        "accept and finish the run (completed)"
+    )
+
+    budget = budget_checkpoint_context(
+        budget_checkpoint(), next_step="phase vpc_discovery", spent=Decimal("6.9E-7"),
+        estimate=Decimal("0.0021048"), budget=Decimal("0E-8") + Decimal("0.001"),
+    )  # fmt: skip
+    assert budget.as_json()["spent_usd"] == "0.00000069"  # fixed point, never 6.9E-7
+    assert "would bring spend to 0.00210549 USD, over the budget of 0.001 USD" in budget.summary
+    assert not any(key.endswith("_usd") for key in budget.customer_safe())
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [("6.9E-7", "0.00000069"), ("0E-8", "0"), ("1.5", "1.50"), ("12", "12"), ("1E+2", "100")],
+)
+def test_money_prints_in_fixed_point(amount: str, text: str) -> None:
+    assert usd_text(Decimal(amount)) == text

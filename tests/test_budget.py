@@ -111,3 +111,4 @@ async def test_budget_gate_reopens_when_spend_reaches_it_again(
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     assert lines[1].startswith("onboarding ") and lines[-1].startswith("total: $")
+    assert "E-" not in out.decode() and "E+" not in out.decode()  # fixed point, every column

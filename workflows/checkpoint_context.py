@@ -19,6 +19,7 @@ from boomerang.models.pipeline import CheckpointSpec, Decision, PipelineSpec
 from boomerang.money import usd_text
 
 _SUMMARY_CHARS = 500
+DEFAULT_WHY = "the checkpoint's default; the phase gave no recommendation of its own"
 
 
 def phase_checkpoint_context(
@@ -91,7 +92,7 @@ def _recommendation(checkpoint: CheckpointSpec, out: Mapping[str, JsonValue]) ->
             return Decision(decision), why if isinstance(why, str) else ""
     if checkpoint.recommendation is None:
         return None, ""
-    return checkpoint.recommendation, "the checkpoint's default; the phase gave no recommendation of its own"
+    return checkpoint.recommendation, DEFAULT_WHY
 
 
 _GENERIC = {

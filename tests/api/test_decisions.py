@@ -36,6 +36,10 @@ async def test_kickoff_approvals_and_a_decision_through_the_api(api: Api, store_
 
     [pending] = await wait_until(listed, what=f"{run_id} in /approvals")
     assert pending["checkpoint"]["name"] == FIRST and pending["tenant"] == api.tenant
+    # What the approver needs to decide, and the opening to name.
+    assert pending["checkpoint"]["opening"] == 1
+    assert pending["checkpoint"]["context"]["summary"].startswith("3 sentences; problem:")
+    assert pending["checkpoint"]["context"]["recommendation"] == "approve"
 
     decided = await api.http.post(
         "/hitl/approve",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import standardwebhooks
 from temporalio.testing import WorkflowEnvironment
 
@@ -14,10 +13,6 @@ from tests.fixtures.temporal import StartWorker
 from tests.helpers import BRIEF, decide, wait_until
 from tests.webhooks import SECRET, Endpoint
 
-pytestmark = pytest.mark.skipif(
-    "webhook_url" not in PipelineInput.model_fields,
-    reason="needs PipelineInput.webhook_url and webhooks in build_worker (see the webhooks issue)",
-)
 FIRST = "approve_founders_brief"
 
 
@@ -50,6 +45,15 @@ async def test_checkpoint_and_end_of_run_notifications(
     assert (data["run_id"], data["checkpoint"]) == (run_id, FIRST)
     assert data["options"] == ["approve", "reject", "iterate"] and data["recommendation"] == "approve"
     assert data["deadline"] is not None
+    # What the approver needs, customer-safe, and the opening a decision should name.
+    assert data["opening"] == 1
+    context = data["context"]
+    assert context["summary"].startswith("3 sentences; problem:")
+    assert (context["recommendation"], context["why"]) == (
+        "approve", "the brief states a problem and a solution; its riskiest claims are listed",
+    )  # fmt: skip
+    assert [o["decision"] for o in context["options"]] == ["approve", "reject", "iterate"]
+    assert not any(key.endswith("_usd") for key in context)
     assert decided["data"]["decision"] == "reject"
     assert "alice" not in str(decided)  # the approver is Ledger-only
     ids = [r.headers["webhook-id"] for r in endpoint.received]
