@@ -77,6 +77,9 @@ def pipeline_start(
     roster: Annotated[list[str], typer.Option(help="ROLE=alice,bob; repeat per role.")] = [],  # noqa: B006
     context: Annotated[str, typer.Option(help="JSON object of extra inputs.")] = "{}",
     webhook_url: Annotated[str | None, typer.Option(help=_WEBHOOK_HELP)] = None,
+    budget_usd: Annotated[
+        str | None, typer.Option(help="USD the run may spend before it asks (approve_budget_increase).")
+    ] = None,
 ) -> None:
     """Start a validation pipeline and print its run id."""
     try:
@@ -84,10 +87,13 @@ def pipeline_start(
             {
                 "tenant": tenant, "project_id": project_id, "brief": brief,
                 "roster": _parse_roster(roster), "context": json.loads(context), "webhook_url": webhook_url,
+                "budget_usd": budget_usd,
             }
         )  # fmt: skip
-    except (ValidationError, json.JSONDecodeError) as exc:
-        raise typer.BadParameter(str(exc)) from None
+    except ValidationError as exc:
+        raise typer.BadParameter(_problems(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--context is not JSON: {exc}") from None
 
     async def start(settings: Settings) -> str:
         return await (await BoomerangClient.connect(settings)).start_pipeline(inp)

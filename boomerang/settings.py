@@ -8,11 +8,14 @@ key, `DATABASE_URL` and `BOOMERANG_COMPUTE_BACKEND=modal`.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from boomerang.constants import TASK_QUEUE
 
@@ -59,6 +62,33 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8787, ge=0, le=65535)
     # whsec_<base64>: signs outgoing webhooks and verifies compute callbacks.
     webhook_secret: SecretStr | None = None
+    # Browser origins allowed to call the API (CORS), e.g. https://app.example.com; comma-separated
+    # or a JSON list. Empty: no CORS headers at all, so browsers on other origins are refused.
+    api_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(o.strip() for o in text.split(",") if o.strip())
+        return value
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            # A wildcard with credentials would hand every site the caller's token.
+            if origin == "*":
+                raise ValueError("'*' is not allowed: list each origin (credentials go only to those)")
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise ValueError(
+                    f"{origin!r} is not an origin; use scheme://host[:port], e.g. https://app.example.com"
+                )
+        return tuple(o.rstrip("/") for o in origins)

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from boomerang.api import routes_approvals, routes_runs, routes_webhooks
+from boomerang.api.cors import ListedOriginsCORS
 from boomerang.api.deps import ApiContext, Pool
 from boomerang.api.docs import mount_offline_docs
 from boomerang.api.schemas import Health
@@ -76,6 +77,10 @@ def create_app(
     app.add_api_route("/health", _health_route(app.state.boomerang), methods=["GET"], response_model=Health,
                       tags=["health"], responses={503: {"model": Health}})  # fmt: skip
     app.middleware("http")(_log_request)
+    if settings.api_cors_origins:
+        # Added last, so outermost: a preflight is answered before auth. Only the listed
+        # origins get CORS headers (credentials included); any other origin gets none.
+        app.add_middleware(ListedOriginsCORS, origins=settings.api_cors_origins)
     app.add_exception_handler(psycopg.Error, _store_down)
     app.add_exception_handler(PoolTimeout, _store_down)
     return app
