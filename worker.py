@@ -30,6 +30,9 @@ from activities.tasks import TaskActivities
 from activities.webhooks import WebhookActivities
 from boomerang.connect import connect_temporal
 from boomerang.logs import configure_logging
+from boomerang.observability.health import Pool, readiness, serving_health
+from boomerang.observability.metrics import ObservedEvents, WorkerMetrics
+from boomerang.observability.temporal_runtime import TemporalTelemetry
 from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.costs import LedgerCosts
@@ -113,14 +116,28 @@ def build_backend(settings: Settings) -> ComputeBackend:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    settings: Settings, *, conninfo: str, client: Client | None = None
+    settings: Settings,
+    *,
+    conninfo: str,
+    client: Client | None = None,
+    telemetry: TemporalTelemetry | None = None,
 ) -> AsyncIterator[Worker]:
-    """A started worker with its pool and backend; everything is closed on exit."""
-    client = client or await connect_temporal(settings)
+    """A started worker with its pool and backend; everything is closed on exit.
+
+    Boomerang's metrics count every event it records; with `telemetry` (whose runtime
+    `client` was connected with) the Temporal SDK's metrics join them. They are served
+    with /livez and /readyz on BOOMERANG_WORKER_METRICS_PORT when it is set.
+    """
+    client = client or await connect_temporal(settings, runtime=telemetry.runtime if telemetry else None)
     backend = build_backend(settings)
     pool = await open_pool(conninfo)
+    metrics = WorkerMetrics(
+        backend=settings.compute_backend.value, tenant_labels=settings.metrics_tenant_labels
+    )
+    if telemetry is not None and telemetry.collector is not None:
+        metrics.registry.register(telemetry.collector)
     try:
-        events = EventStore(pool)
+        events = ObservedEvents(EventStore(pool), metrics, pool=pool)
         worker = build_worker(
             client,
             task_queue=settings.temporal_task_queue,
@@ -132,7 +149,7 @@ async def running_worker(
                 deliveries=DeliveryStore(pool), events=events, secret=settings.webhook_secret
             ),
         )
-        async with worker:
+        async with worker, _serving_health(settings, metrics, client, pool):
             log.info(
                 "worker started",
                 task_queue=settings.temporal_task_queue,
@@ -145,12 +162,25 @@ async def running_worker(
         await pool.close()
 
 
-async def serve(settings: Settings, *, conninfo: str) -> None:
+@contextlib.asynccontextmanager
+async def _serving_health(
+    settings: Settings, metrics: WorkerMetrics, client: Client, pool: Pool
+) -> AsyncIterator[None]:
+    if not settings.worker_metrics_port:
+        yield
+        return
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    async with serving_health(metrics.registry, ready=readiness(client, pool), host=host, port=port):
+        log.info("worker metrics and probes served", url=f"http://{host}:{port}/metrics")
+        yield
+
+
+async def serve(settings: Settings, *, conninfo: str, telemetry: TemporalTelemetry | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_worker(settings, conninfo=conninfo):
+    async with running_worker(settings, conninfo=conninfo, telemetry=telemetry):
         await stop.wait()
     log.info("worker stopped")
 
@@ -160,7 +190,9 @@ def main() -> None:
     configure_logging(level=settings.log_level, json=settings.log_json)
     if settings.database_url is None:
         raise SystemExit("DATABASE_URL is not set; use `boomerang dev` for the embedded stack")
-    asyncio.run(serve(settings, conninfo=settings.database_url.get_secret_value()))
+    # The process's one Runtime: SDK metrics beside Boomerang's, core logs in our format.
+    telemetry = TemporalTelemetry(metrics=settings.worker_metrics_port != 0)
+    asyncio.run(serve(settings, conninfo=settings.database_url.get_secret_value(), telemetry=telemetry))
 
 
 if __name__ == "__main__":

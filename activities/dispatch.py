@@ -37,6 +37,7 @@ class Dispatcher:
     async def run(self, inp: DispatchInput) -> DispatchOutcome:
         info = activity.info()
         started = time.monotonic()
+        dispatched_at = datetime.now(UTC)
         beat = (
             None if _heartbeats_itself(self._backend) else asyncio.create_task(_beat(inp.heartbeat_every_s))
         )
@@ -80,7 +81,14 @@ class Dispatcher:
                     await beat
         result = FunctionResult.model_validate(raw)
         cost = cost_of(result, self._prices)
-        await self._record(inp, cost, status="ok", runtime=result.runtime, seconds=result.execution_time_s)
+        # Queue wait (and start-up) as the caller saw it: dispatch to the function's own start.
+        timing: dict[str, Any] = {
+            "queued_s": round((result.started_at - dispatched_at).total_seconds(), 3),
+            "cold_start": result.cold_start,
+        }
+        await self._record(
+            inp, cost, status="ok", runtime=result.runtime, seconds=result.execution_time_s, extra=timing
+        )
         return DispatchOutcome(result=result, cost=cost, attempt=info.attempt)
 
     def _elapsed_cost(self, function: str, started: float) -> CostBreakdown:
@@ -100,6 +108,7 @@ class Dispatcher:
         trace: str = "",
         runtime: str | None = None,
         seconds: float | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         info = activity.info()
         who = inp.attribution
@@ -110,6 +119,7 @@ class Dispatcher:
         }
         if error:
             details |= {"error": error, "traceback": trace}
+        details |= extra or {}
         await self._events.record(
             RunEvent(
                 # One key per activity attempt: a retried write of this attempt is a no-op,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from collections.abc import Sequence
+
+from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from boomerang.settings import Settings
@@ -19,7 +22,13 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_tls or settings.temporal_api_key is not None
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """A client; `runtime` is the process's one Runtime (metrics, core logs), built in `main()`."""
     api_key = settings.temporal_api_key
     return await Client.connect(
         settings.temporal_address,
@@ -27,4 +36,6 @@ async def connect_temporal(settings: Settings) -> Client:
         data_converter=pydantic_data_converter,
         tls=tls_config(settings),
         api_key=api_key.get_secret_value() if api_key else None,
+        runtime=runtime,
+        interceptors=interceptors,
     )

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    # Observability (deploy/README.md). The worker serves /metrics, /livez and /readyz on
+    # this port (0: off); the API serves /metrics on its own port.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    api_metrics: bool = True
+    # Spend by tenant is one series per tenant: switch it off for very large fleets.
+    metrics_tenant_labels: bool = True
+
     @field_validator("api_cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -85,6 +85,8 @@ class FunctionResult(BaseModel):
     # "modal" inside a Modal container, "local" anywhere else (nothing billed by Modal).
     runtime: Literal["local", "modal"] = "local"
     warnings: tuple[str, ...] = ()
+    # The first call in its process or container: it paid for the start-up.
+    cold_start: bool = False
 
     @property
     def execution_time_s(self) -> float:

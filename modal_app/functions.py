@@ -12,6 +12,7 @@ module loads on first lookup (it imports this module, so not at the top).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import traceback
@@ -111,6 +112,11 @@ def lookup(name: str) -> ComputeFunction[Any]:
         raise UnknownFunctionError(f"no compute function {name!r}; known: {known}") from None
 
 
+# Calls made in this process (a Modal container or a local compute process): the
+# first one paid for the start-up, which the cold-start metric counts.
+_CALLS = itertools.count()
+
+
 def _runtime() -> Literal["local", "modal"]:
     # Modal sets MODAL_IS_REMOTE=1 in every Function container; importing modal to ask
     # would cost the local worker a second per process start.
@@ -146,6 +152,7 @@ def invoke(name: str, payload: dict[str, Any]) -> dict[str, Any]:
         device=out.device,
         runtime=_runtime(),
         warnings=out.warnings,
+        cold_start=next(_CALLS) == 0,
     )
     return result.model_dump(mode="json")
 

@@ -29,6 +29,7 @@ from boomerang.api.deps import ApiContext, Pool
 from boomerang.api.docs import mount_offline_docs
 from boomerang.api.schemas import Health
 from boomerang.client import BoomerangClient
+from boomerang.observability.api_metrics import instrument_api
 from boomerang.settings import Settings
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.webhooks.signing import WebhookSigner
@@ -77,6 +78,8 @@ def create_app(
     app.add_api_route("/health", _health_route(app.state.boomerang), methods=["GET"], response_model=Health,
                       tags=["health"], responses={503: {"model": Health}})  # fmt: skip
     app.middleware("http")(_log_request)
+    if settings.api_metrics:
+        instrument_api(app, pool=pool)
     if settings.api_cors_origins:
         # Added last, so outermost: a preflight is answered before auth. Only the listed
         # origins get CORS headers (credentials included); any other origin gets none.
