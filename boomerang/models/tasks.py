@@ -100,7 +100,7 @@ class TaskOutcome(BaseModel):
     run_id: str
     boomer_ang_id: str
     task_type: str
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "cancelled"]
     output: dict[str, JsonValue] = Field(default_factory=dict)
     summary: str = ""
     execution_time_s: float | None = None
