@@ -36,7 +36,9 @@ from boomerang.observability.temporal_runtime import TemporalTelemetry
 from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.costs import LedgerCosts
+from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.recorder import EventStore, open_pool
+from modal_app.registry import load_registry, parse_modules
 from workflows.pipeline import ValidationPipeline
 from workflows.task import BoomerAngTask
 from workflows.webhooks import DeliverWebhook
@@ -56,13 +58,17 @@ def build_activities(
     costs: CostReader | None = None,
     webhooks: WebhookActivities | None = None,
 ) -> list[Callable[..., Any]]:
-    """Every Boomerang activity, bound to its dependencies; `prices` defaults to the packaged table."""
+    """Every Boomerang activity, bound to its dependencies; `prices` defaults to the packaged table.
+
+    Planning, budgets and dispatch use the backend's registry: what is planned is what runs.
+    """
     prices = prices or load_price_table(env={})
-    dispatcher = Dispatcher(backend, events, prices)
+    registry = backend.registry
+    dispatcher = Dispatcher(backend, events, prices, registry)
     return [
         DispatchActivities(dispatcher).dispatch,
-        TaskActivities(prices).plan_task,
-        BudgetActivities(costs or _NoLedger(), prices).check_budget,
+        TaskActivities(prices, registry).plan_task,
+        BudgetActivities(costs or _NoLedger(), prices, registry).check_budget,
         RecordActivities(events).record_events,
         # Without `webhooks`, a run with a webhook URL starts a delivery no worker can make.
         *(webhooks.activities if webhooks is not None else []),
@@ -100,6 +106,8 @@ class _NoLedger:
 
 
 def build_backend(settings: Settings) -> ComputeBackend:
+    """The configured backend, over the registry of the built-ins and `settings.compute_modules`."""
+    registry = load_registry(parse_modules(settings.compute_modules))
     limits = ConcurrencyLimits(
         default=settings.compute_max_in_flight,
         per_function=settings.compute_function_limits,
@@ -109,8 +117,10 @@ def build_backend(settings: Settings) -> ComputeBackend:
         # Imported here: `import modal` costs a local-only worker most of a second.
         from activities.modal_backend import ModalBackend
 
-        return ModalBackend(app_name=settings.modal_app_name, limits=limits, poll_s=settings.modal_poll_s)
-    return LocalBackend(max_concurrency=settings.local_max_concurrency, limits=limits)
+        return ModalBackend(
+            app_name=settings.modal_app_name, limits=limits, poll_s=settings.modal_poll_s, registry=registry
+        )
+    return LocalBackend(max_concurrency=settings.local_max_concurrency, limits=limits, registry=registry)
 
 
 @contextlib.asynccontextmanager
@@ -144,7 +154,9 @@ async def running_worker(
             events=events,
             prices=load_price_table(settings.price_table, env={}),
             costs=LedgerCosts(pool),
-            webhooks=WebhookActivities.from_settings(settings, pool=pool, events=events),
+            webhooks=WebhookActivities(
+                deliveries=DeliveryStore(pool), events=events, secret=settings.webhook_secret
+            ),
         )
         async with worker, _serving_health(settings, metrics, client, pool):
             log.info(

@@ -10,8 +10,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from boomerang.pricing import PriceTable, UnknownPriceError, estimate_function
-from modal_app.functions import lookup
-from modal_app.specialists import UnknownSpecialistError, specialist_for
+from modal_app.registry import Registry
+from modal_app.specialists import UnknownSpecialistError
 
 
 class CostReader(Protocol):
@@ -36,15 +36,16 @@ class BudgetCheck(BaseModel):
 
 
 class BudgetActivities:
-    def __init__(self, costs: CostReader, prices: PriceTable) -> None:
+    def __init__(self, costs: CostReader, prices: PriceTable, registry: Registry) -> None:
         self._costs = costs
         self._prices = prices
+        self._registry = registry
 
     @activity.defn(name="check_budget")
     async def check_budget(self, inp: BudgetCheckInput) -> BudgetCheck:
         try:
-            name = inp.function or specialist_for(inp.task_type or "").function
-            fn = lookup(name)
+            name = inp.function or self._registry.specialist_for(inp.task_type or "").function
+            fn = self._registry.lookup(name)
             planned = estimate_function(self._prices, fn, seconds=inp.expected_seconds)
         except (UnknownSpecialistError, UnknownPriceError, LookupError) as exc:
             raise ApplicationError(str(exc), type="UnknownWork", non_retryable=True) from exc

@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 from temporalio import activity
 
+from modal_app.registry import Registry
+
 
 class ComputeError(Exception):
     """A compute function failed. `permanent` means a retry cannot help."""
@@ -29,6 +31,11 @@ class ComputeTimeoutError(ComputeError):
 
 
 class ComputeBackend(Protocol):
+    @property
+    def registry(self) -> Registry:
+        """The registry of the functions this backend runs (user modules included)."""
+        ...
+
     async def call(self, name: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
         """Run `name` on `payload`; raise `ComputeError` on failure."""
         ...

@@ -25,14 +25,17 @@ from boomerang.models.events import CostBreakdown, EventKind, RunEvent
 from boomerang.models.tasks import DispatchInput, DispatchOutcome
 from boomerang.pricing import PriceTable, cost_of, estimate_function
 from modal_app.contracts import FunctionResult
-from modal_app.functions import lookup
+from modal_app.registry import Registry
 
 
 class Dispatcher:
-    def __init__(self, backend: ComputeBackend, events: EventSink, prices: PriceTable) -> None:
+    def __init__(
+        self, backend: ComputeBackend, events: EventSink, prices: PriceTable, registry: Registry
+    ) -> None:
         self._backend = backend
         self._events = events
         self._prices = prices
+        self._registry = registry
 
     async def run(self, inp: DispatchInput) -> DispatchOutcome:
         info = activity.info()
@@ -93,7 +96,7 @@ class Dispatcher:
 
     def _elapsed_cost(self, function: str, started: float) -> CostBreakdown:
         try:
-            fn = lookup(function)
+            fn = self._registry.lookup(function)
         except LookupError:
             return CostBreakdown(price_table_version=self._prices.version)
         return estimate_function(self._prices, fn, seconds=time.monotonic() - started)

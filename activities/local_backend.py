@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
 from activities.compute import ComputeError, ComputeTimeoutError
 from activities.limits import ConcurrencyLimits
-from modal_app.functions import UnknownFunctionError, lookup
+from modal_app.functions import UnknownFunctionError
+from modal_app.registry import MODULES_ENV, Registry, load_registry
 
 # Replies carry whole phase outputs; the default 64 KiB line limit is too small.
 _LINE_LIMIT = 64 * 1024 * 1024
@@ -26,7 +28,7 @@ class _Process:
         self.proc = proc
 
     @classmethod
-    async def start(cls) -> _Process:
+    async def start(cls, modules: tuple[str, ...]) -> _Process:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -34,6 +36,8 @@ class _Process:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=_LINE_LIMIT,
+            # The process builds its registry from the worker's own list of user modules.
+            env={**os.environ, MODULES_ENV: ",".join(modules)},
         )
         return cls(proc)
 
@@ -67,27 +71,33 @@ class _Process:
             await self.kill()
 
 
-def _gpu_of(name: str) -> str | None:
-    try:
-        return lookup(name).gpu
-    except UnknownFunctionError:
-        return None  # the compute process reports the unknown name as a permanent error
-
-
 class LocalBackend:
     """Runs compute functions in up to `max_concurrency` local processes."""
 
-    def __init__(self, *, max_concurrency: int = 4, limits: ConcurrencyLimits | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_concurrency: int = 4,
+        limits: ConcurrencyLimits | None = None,
+        registry: Registry | None = None,
+    ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self._slots = asyncio.Semaphore(max_concurrency)
         self._limits = limits or ConcurrencyLimits()
+        self.registry = registry or load_registry()
         self._idle: list[_Process] = []
+
+    def _gpu_of(self, name: str) -> str | None:
+        try:
+            return self.registry.lookup(name).gpu
+        except UnknownFunctionError:
+            return None  # the compute process reports the unknown name as a permanent error
 
     async def call(self, name: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
         # The per-function/GPU limit first, so a call waiting on it holds no process.
-        async with self._limits.slot(function=name, gpu=_gpu_of(name)), self._slots:
-            process = self._idle.pop() if self._idle else await _Process.start()
+        async with self._limits.slot(function=name, gpu=self._gpu_of(name)), self._slots:
+            process = self._idle.pop() if self._idle else await _Process.start(self.registry.modules)
             try:
                 reply = await asyncio.wait_for(process.request(name, payload), timeout_s)
             except TimeoutError:

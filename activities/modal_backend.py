@@ -36,7 +36,8 @@ from temporalio import activity
 from activities.compute import ComputeError, ComputeTimeoutError, cancel_is_final
 from activities.limits import ConcurrencyLimits
 from modal_app.contracts import FunctionError
-from modal_app.functions import UnknownFunctionError, is_permanent, lookup
+from modal_app.functions import UnknownFunctionError, is_permanent
+from modal_app.registry import Registry, load_registry
 
 MINUTES = 60.0
 
@@ -103,12 +104,16 @@ def previous_heartbeat() -> Sequence[Any]:
     return activity.info().heartbeat_details if activity.in_activity() else ()
 
 
-def registered_gpu(name: str) -> str | None:
-    """The GPU the function is deployed with, from the shared registry (for GPU limits)."""
-    try:
-        return lookup(name).gpu
-    except UnknownFunctionError:
-        return None
+def registered_gpu(registry: Registry) -> Callable[[str], str | None]:
+    """The GPU a function is deployed with, from the registry (for GPU limits)."""
+
+    def gpu_of(name: str) -> str | None:
+        try:
+            return registry.lookup(name).gpu
+        except UnknownFunctionError:
+            return None
+
+    return gpu_of
 
 
 # --- Heartbeat details ---------------------------------------------------------------------------
@@ -336,7 +341,8 @@ class ModalBackend:
         heartbeat: Heartbeat = activity_heartbeat,
         previous_details: Callable[[], Sequence[Any]] = previous_heartbeat,
         cancel_remote_on_cancel: Callable[[], bool] = cancel_is_final,
-        gpu_of: Callable[[str], str | None] = registered_gpu,
+        gpu_of: Callable[[str], str | None] | None = None,
+        registry: Registry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`poll_s` must stay well under the activity's heartbeat timeout (each poll
@@ -358,7 +364,8 @@ class ModalBackend:
         self._heartbeat = heartbeat
         self._previous = previous_details
         self._final_cancel = cancel_remote_on_cancel
-        self._gpu_of = gpu_of
+        self.registry = registry or load_registry()
+        self._gpu_of = gpu_of or registered_gpu(self.registry)
         self._clock = clock
         self._unclaimed: set[asyncio.Future[None]] = set()
 

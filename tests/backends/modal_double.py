@@ -13,7 +13,7 @@ cheaply, in test_modal_backend.py:
 
 `RemoteService` hands out objects shaped like `modal.Function` (`spawn.aio`) and
 `modal.FunctionCall` (`object_id`, `get.aio(timeout=)`, `cancel.aio()`), and runs the
-*real* function bodies (`modal_app.functions.call`) in a thread, so results are what
+*real* function bodies (`Registry.call`) in a thread, so results are what
 Modal would return. It behaves like the real service where the backend depends on it:
 
 - `get` raises the builtin `TimeoutError` while a call runs (what Modal 1.6 does);
@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 
 import modal.exception as mx
 
-from modal_app import functions
+from modal_app.registry import builtin_registry
 
 Body = Callable[[str, dict[str, Any]], Any]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -96,7 +96,7 @@ class RemoteService:
         capacity: int | None = None,
         duration_s: float = 0.0,
         held: bool = False,
-        body: Body = functions.call,
+        body: Body | None = None,
         deployed: Iterable[str] | None = None,
     ) -> None:
         """`duration_s`: how long each call runs before its body; `held`: calls wait
@@ -104,7 +104,8 @@ class RemoteService:
         self.capacity = capacity
         self.duration_s = duration_s
         self.held = held
-        self.body = body
+        # The real bodies, through the same registry the backend plans with.
+        self.body = body or builtin_registry().call
         self.deployed = set(deployed) if deployed is not None else None
         self.spawn_error: BaseException | None = None
         self.outcome_error: BaseException | None = None

@@ -14,8 +14,9 @@ import pytest
 from activities.compute import ComputeError, ComputeTimeoutError
 from activities.limits import ConcurrencyLimits
 from activities.modal_backend import CallCheckpoint, ModalBackend
-from modal_app import functions
 from modal_app.contracts import FunctionResult
+from modal_app.functions import UnknownFunctionError
+from modal_app.registry import builtin_registry
 from tests.backends.modal_double import RemoteService
 
 FUNCTION = "phase_0_onboarding"
@@ -250,7 +251,7 @@ OUTCOME_ERRORS = [
         ValueError("context.tam must be a number"), "ValueError", True, "tam must be", id="user-value"
     ),
     pytest.param(
-        functions.UnknownFunctionError("no compute function"),
+        UnknownFunctionError("no compute function"),
         "UnknownFunctionError",
         True,
         "no compute",
@@ -318,7 +319,7 @@ async def test_failures_returned_as_data_keep_their_classification(service: Remo
 
 
 async def test_a_bare_result_from_an_older_deployment_is_accepted() -> None:
-    service = RemoteService(body=functions.invoke)
+    service = RemoteService(body=builtin_registry().invoke)
     try:
         assert_real_result(await make_backend(service).call(FUNCTION, PAYLOAD, timeout_s=30))
     finally:

@@ -17,10 +17,12 @@ from packaging.requirements import Requirement
 
 from boomerang.pricing import load_price_table
 from modal_app import functions
-from modal_app.functions import call, lookup, registered
-from modal_app.specialists import all_specialists
+from modal_app.registry import builtin_registry
 from tests.compute import task
 from tests.modal_servicer.servicer import deployed_functions
+
+REGISTRY = builtin_registry()
+lookup, registered, all_specialists = REGISTRY.lookup, REGISTRY.functions, REGISTRY.specialists
 
 
 def test_app_imports_without_network_or_credentials() -> None:
@@ -134,9 +136,10 @@ def test_each_function_image_installs_what_modal_app_imports(name: str) -> None:
 def test_the_modal_functions_reply_as_data() -> None:
     from modal_app import app
 
-    ok = app.task_crunch_ang.local(task("data_analysis", "Crunch_Ang", {"columns": {"x": [1, 2, 3]}}))
+    crunch: Any = deployed_functions(app)["task_crunch_ang"]  # generated from the registry
+    ok = crunch.local(task("data_analysis", "Crunch_Ang", {"columns": {"x": [1, 2, 3]}}))
     assert ok["ok"]["output"]["columns"]["x"]["mean"] == 2.0
-    bad = app.task_crunch_ang.local(task("data_analysis", "Crunch_Ang", {"columns": {"x": ["?"]}}))
+    bad = crunch.local(task("data_analysis", "Crunch_Ang", {"columns": {"x": ["?"]}}))
     assert bad["error"]["type"] == "PayloadError" and bad["error"]["permanent"] is True
     assert "payload.columns.x.0" in bad["error"]["message"]
 
@@ -145,8 +148,9 @@ def test_call_reports_retryable_failures_as_such(monkeypatch: pytest.MonkeyPatch
     def broken(_req: object) -> dict[str, object]:
         raise ConnectionError("the network blinked")
 
-    fn = lookup("phase_0_onboarding")
-    monkeypatch.setitem(functions._REGISTRY, fn.name, replace(fn, body=broken))
-    reply = call(fn.name, {"run_id": "r", "phase": "onboarding", "brief": "b"})
+    registry = builtin_registry()
+    fn = registry.lookup("phase_0_onboarding")
+    registry.add_function(replace(fn, body=broken), replace=True)
+    reply = registry.call(fn.name, {"run_id": "r", "phase": "onboarding", "brief": "b"})
     assert reply["error"]["type"] == "ConnectionError" and reply["error"]["permanent"] is False
     assert "the network blinked" in reply["error"]["traceback"]

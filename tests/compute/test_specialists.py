@@ -11,11 +11,12 @@ import pytest
 from activities.compute import ComputeError
 from activities.local_backend import LocalBackend
 from modal_app.contracts import FunctionResult
-from modal_app.functions import invoke, is_permanent
-from modal_app.specialists import specialist_for
+from modal_app.functions import is_permanent
+from modal_app.registry import builtin_registry
 from modal_app.tasks import PayloadError, contrast_ratio
 from tests.compute import ChatServer, Reply, completion, task
 
+REGISTRY = builtin_registry()
 X = [1, 2, 3, 4, 5]
 Y = [2, 4, 5, 4, 5]
 
@@ -28,8 +29,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(task_type: str, payload: dict[str, Any]) -> FunctionResult:
-    spec = specialist_for(task_type)
-    return FunctionResult.model_validate(invoke(spec.function, task(task_type, spec.id, payload)))
+    spec = REGISTRY.specialist_for(task_type)
+    return FunctionResult.model_validate(REGISTRY.invoke(spec.function, task(task_type, spec.id, payload)))
 
 
 def out_of(result: FunctionResult) -> dict[str, Any]:
@@ -213,7 +214,7 @@ def test_crunch_ang_bad_payloads_name_the_field(payload: dict[str, Any], message
 async def test_a_specialist_runs_on_the_local_backend() -> None:
     backend = LocalBackend(max_concurrency=1)
     try:
-        spec = specialist_for("data_analysis")
+        spec = REGISTRY.specialist_for("data_analysis")
         raw = await backend.call(
             spec.function, task("data_analysis", spec.id, {"columns": {"x": X, "y": Y}}), timeout_s=60
         )
