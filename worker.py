@@ -36,7 +36,6 @@ from boomerang.observability.temporal_runtime import TemporalTelemetry
 from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.costs import LedgerCosts
-from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.recorder import EventStore, open_pool
 from modal_app.registry import load_registry, parse_modules
 from workflows.pipeline import ValidationPipeline
@@ -154,9 +153,7 @@ async def running_worker(
             events=events,
             prices=load_price_table(settings.price_table, env={}),
             costs=LedgerCosts(pool),
-            webhooks=WebhookActivities(
-                deliveries=DeliveryStore(pool), events=events, secret=settings.webhook_secret
-            ),
+            webhooks=WebhookActivities.from_settings(settings, pool=pool, events=events),
         )
         async with worker, _serving_health(settings, metrics, client, pool):
             log.info(

@@ -15,6 +15,17 @@ Each attempt lands in `webhook_deliveries` and in the Ledger as a
 the Charter gets its customer-safe part (the store's allow-list decides). The
 `webhook-id` header is the same on every attempt, so receivers can deduplicate.
 URLs are recorded and logged without query string or credentials.
+
+Where it goes: the URL is checked again here, at delivery (it may have been given
+before the policy changed, or to a client that did not check), its host resolved
+and every address checked, and the request sent to the checked address itself
+(`Host` and TLS SNI keep the name), so a name that resolves somewhere else a
+moment later (DNS rebinding) cannot pass. A refused URL is not retried: it is
+recorded, dead-lettered and never connected to.
+
+Signed with the endpoint's own secrets when the URL is a registered endpoint of
+the tenant (`boomerang webhooks register`; both secrets during a rotation's
+overlap), else with `BOOMERANG_WEBHOOK_SECRET`.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import hashlib
 import json
 import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -36,19 +48,29 @@ from temporalio.exceptions import ApplicationError
 from activities.records import EventSink
 from boomerang.models.events import EventKind, RunEvent
 from boomerang.store.deliveries import DeadLetter, DeliveryAttempt, DeliveryStore
+from boomerang.store.endpoints import EndpointStore
 from boomerang.webhooks.models import (
     AttemptResult,
     DeadLetterInput,
     WebhookDelivery,
     webhook_body,
 )
-from boomerang.webhooks.signing import WebhookSigner
+from boomerang.webhooks.signing import WebhookSigner, signed_headers
+from boomerang.webhooks.urls import (
+    Resolver,
+    WebhookUrlPolicy,
+    WebhookUrlRefused,
+    check_webhook_url,
+    resolve_checked,
+    system_resolver,
+)
 
 log = structlog.get_logger(__name__)
 
 ENDPOINT_GONE = "WebhookEndpointGone"
 NOT_CONFIGURED = "WebhookNotConfigured"
 DELIVERY_FAILED = "WebhookDeliveryFailed"
+URL_REFUSED = "WebhookUrlRefused"
 _RESPECTS_RETRY_AFTER = frozenset({429, 503})
 _USER_AGENT = "Boomerang-Webhooks/1"
 _MAX_KEY = 400
@@ -86,6 +108,15 @@ def event_key(webhook_id: str, suffix: str) -> str:
 Outcome = Literal["delivered", "retrying", "disabled", "failed"]
 
 
+@dataclass(frozen=True)
+class _Target:
+    """The checked address to connect to, and the name the request still carries."""
+
+    url: httpx.URL
+    host: str | None = None
+    sni: str | None = None
+
+
 class WebhookActivities:
     """`deliver_webhook` and `dead_letter_webhook`; without a secret nothing is sent."""
 
@@ -96,11 +127,29 @@ class WebhookActivities:
         events: EventSink,
         secret: SecretStr | None,
         http: httpx.AsyncClient | None = None,
+        url_policy: WebhookUrlPolicy | None = None,
+        endpoints: EndpointStore | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self._deliveries = deliveries
         self._events = events
         self._signer = WebhookSigner.from_secret(secret) if secret is not None else None
         self._http = http
+        # Production's policy unless told otherwise: https, public addresses only.
+        self._policy = url_policy or WebhookUrlPolicy()
+        self._endpoints = endpoints
+        self._resolve = resolver
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, pool: Any, events: EventSink) -> WebhookActivities:
+        """The worker's: the settings' secret and URL policy, endpoints registered in `pool`."""
+        return cls(
+            deliveries=DeliveryStore(pool),
+            events=events,
+            secret=settings.webhook_secret,
+            url_policy=WebhookUrlPolicy.from_settings(settings),
+            endpoints=EndpointStore(pool),
+        )
 
     @property
     def activities(self) -> list[Any]:
@@ -109,21 +158,28 @@ class WebhookActivities:
 
     @activity.defn(name="deliver_webhook")
     async def deliver(self, inp: WebhookDelivery) -> AttemptResult:
-        if self._signer is None:
+        signers = await self._signers(inp)
+        if not signers:
             raise ApplicationError(
-                "webhooks cannot be signed: set BOOMERANG_WEBHOOK_SECRET (whsec_...) on the worker",
+                "webhooks cannot be signed: register the endpoint (boomerang webhooks register) or set "
+                "BOOMERANG_WEBHOOK_SECRET (whsec_...) on the worker",
                 type=NOT_CONFIGURED,
                 non_retryable=True,
             )
         attempt = activity.info().attempt
         body = webhook_body(inp.event, inp.data)
         headers = {
-            **self._signer.headers(inp.webhook_id, body),
+            **signed_headers(signers, inp.webhook_id, body),
             "content-type": "application/json",
             "user-agent": _USER_AGENT,
         }
         started = time.monotonic()
-        code, error, after = await self._post(inp, body, headers)
+        try:
+            target = await self._target(str(inp.url))
+        except WebhookUrlRefused as exc:
+            await self._record(inp, attempt, "failed", code=None, error=str(exc)[:500], ms=0, delay=None)
+            raise ApplicationError(str(exc), type=URL_REFUSED, non_retryable=True) from None
+        code, error, after = await self._post(inp, body, headers, target)
         duration_ms = int((time.monotonic() - started) * 1000)
         if code is not None and 200 <= code < 300:
             outcome: Outcome = "delivered"
@@ -147,17 +203,43 @@ class WebhookActivities:
             next_retry_delay=delay,
         )  # fmt: skip
 
+    async def _signers(self, inp: WebhookDelivery) -> list[WebhookSigner]:
+        """The endpoint's own secrets, newest first, when registered; else the global one."""
+        if self._endpoints is not None:
+            secrets = await self._endpoints.active_secrets(tenant=inp.event.tenant, url=str(inp.url))
+            if secrets is not None:
+                return [WebhookSigner.from_secret(s) for s in secrets]
+        return [self._signer] if self._signer is not None else []
+
+    async def _target(self, url: str) -> _Target:
+        """Where to connect: the URL checked, and its host resolved to checked addresses."""
+        parsed = check_webhook_url(url, self._policy)
+        if self._policy.allows_name(parsed.host):
+            return _Target(url=parsed)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        [address, *_] = await resolve_checked(parsed.host, port, self._policy, self._resolve)
+        host_header = parsed.netloc.decode("ascii").rpartition("@")[2]
+        return _Target(url=parsed.copy_with(host=address), host=host_header, sni=parsed.host)
+
     async def _post(
-        self, inp: WebhookDelivery, body: bytes, headers: dict[str, str]
+        self, inp: WebhookDelivery, body: bytes, headers: dict[str, str], target: _Target
     ) -> tuple[int | None, str | None, timedelta | None]:
         """(status code, error, Retry-After) of one POST; never raises for network trouble."""
         timeout = inp.policy.request_timeout.total_seconds()
+        if target.host is not None:
+            headers = {**headers, "host": target.host}
+        extensions = {"sni_hostname": target.sni} if target.sni is not None else None
         try:
             if self._http is not None:
-                response = await self._http.post(str(inp.url), content=body, headers=headers, timeout=timeout)
+                response = await self._http.post(
+                    target.url, content=body, headers=headers, timeout=timeout, extensions=extensions
+                )
             else:
-                async with httpx.AsyncClient(follow_redirects=False) as http:
-                    response = await http.post(str(inp.url), content=body, headers=headers, timeout=timeout)
+                # No redirects: a 3xx to an internal address would bypass every check above.
+                async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
+                    response = await http.post(
+                        target.url, content=body, headers=headers, timeout=timeout, extensions=extensions
+                    )
         except httpx.TimeoutException:
             return None, f"no answer within {timeout:g}s", None
         except httpx.HTTPError as exc:

@@ -38,13 +38,18 @@ from boomerang.store.embedded import resolve_conninfo
 from boomerang.store.migrate import apply_migrations
 from boomerang.store.recorder import open_pool
 from boomerang.store.tokens import ApiRole, TokenError, create_token, list_tokens, revoke_token
+from boomerang.webhooks.endpoints_cli import register_endpoint_commands
+from boomerang.webhooks.urls import WebhookUrlPolicy
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 tokens_app = typer.Typer(no_args_is_help=True, help="API bearer tokens: one tenant and one role each.")
-webhooks_app = typer.Typer(no_args_is_help=True, help="Outgoing webhooks: what could not be delivered.")
+webhooks_app = typer.Typer(
+    no_args_is_help=True, help="Outgoing webhooks: endpoints and their secrets, what could not be delivered."
+)
+register_endpoint_commands(webhooks_app)
 
 
 @tokens_app.command("create")
@@ -134,7 +139,11 @@ async def serve_api(
     pool = await open_pool(conninfo, min_size=1, max_size=10)
     try:
         app = create_app(
-            client=BoomerangClient(temporal, task_queue=settings.temporal_task_queue),
+            client=BoomerangClient(
+                temporal,
+                task_queue=settings.temporal_task_queue,
+                webhook_policy=WebhookUrlPolicy.from_settings(settings),
+            ),
             pool=pool,
             settings=settings,
             webhook_secret=settings.webhook_secret,

@@ -24,6 +24,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from boomerang.admission import admit
 from boomerang.connect import connect_temporal
 from boomerang.constants import (
     DECIDE_UPDATE,
@@ -52,6 +53,7 @@ from boomerang.store.charter import CharterRow
 from boomerang.store.costs import CostReport, cost_report
 from boomerang.store.ledger import VerifyReport, verify
 from boomerang.store.queries import Pool
+from boomerang.webhooks.urls import WebhookUrlPolicy
 
 _SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
 
@@ -79,6 +81,7 @@ class BoomerangClient:
         task_queue: str = TASK_QUEUE,
         records: Pool | None = None,
         decide_wait_s: float = 10.0,
+        webhook_policy: WebhookUrlPolicy | None = None,
     ) -> None:
         if decide_wait_s <= 0:
             raise ValueError(f"decide_wait_s must be positive, got {decide_wait_s}")
@@ -87,10 +90,17 @@ class BoomerangClient:
         self._records = records
         # How long `decide` waits for a worker to take a decision before answering `pending`.
         self._decide_wait = timedelta(seconds=decide_wait_s)
+        # Which webhook URLs a run may carry (boomerang/admission.py); production's by default.
+        self._webhook_policy = webhook_policy or WebhookUrlPolicy()
 
     @classmethod
     async def connect(cls, settings: Settings, *, records: Pool | None = None) -> BoomerangClient:
-        return cls(await connect_temporal(settings), task_queue=settings.temporal_task_queue, records=records)
+        return cls(
+            await connect_temporal(settings),
+            task_queue=settings.temporal_task_queue,
+            records=records,
+            webhook_policy=WebhookUrlPolicy.from_settings(settings),
+        )
 
     # -- records -------------------------------------------------------------------
 
@@ -119,6 +129,7 @@ class BoomerangClient:
     # -- runs ----------------------------------------------------------------------
 
     async def start_pipeline(self, inp: PipelineInput, *, run_id: str | None = None) -> str:
+        admit(inp, self._webhook_policy)  # raises InputRefused naming the field
         run_id = run_id or new_run_id(inp.project_id)
         await self.temporal.start_workflow(
             PIPELINE_WORKFLOW,
@@ -188,6 +199,7 @@ class BoomerangClient:
 
     async def start_task(self, inp: TaskInput, *, task_id: str | None = None) -> str:
         """Start a `BoomerAngTask`; its id is also its run id when it runs alone."""
+        admit(inp, self._webhook_policy)  # raises InputRefused naming the field
         task_id = task_id or f"task-{_SLUG.sub('-', inp.task_type)[:40]}-{secrets.token_hex(4)}"
         await self.temporal.start_workflow(
             TASK_WORKFLOW,

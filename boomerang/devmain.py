@@ -34,6 +34,7 @@ from boomerang.devstack import (
 )
 from boomerang.logs import configure_logging
 from boomerang.settings import Settings
+from boomerang.webhooks.urls import LOOPBACK_HOSTS
 
 log = structlog.get_logger()
 
@@ -53,6 +54,12 @@ def dev_settings(
         changes["temporal_ui_port"] = ui_port
     if api_port is not None:
         changes["api_port"] = api_port
+    # On a laptop, webhooks may go to a receiver on this machine, over http; the
+    # environment's own choice (BOOMERANG_WEBHOOK_ALLOW_HOSTS / _REQUIRE_HTTPS) wins.
+    if "webhook_allow_hosts" not in settings.model_fields_set:
+        changes["webhook_allow_hosts"] = ",".join(LOOPBACK_HOSTS)
+    if "webhook_require_https" not in settings.model_fields_set:
+        changes["webhook_require_https"] = False
     return settings.model_copy(update=changes)
 
 

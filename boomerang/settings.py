@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8787, ge=0, le=65535)
     # whsec_<base64>: signs outgoing webhooks and verifies compute callbacks.
     webhook_secret: SecretStr | None = None
+    # Webhook URLs go to public https addresses only; these hosts (names, addresses or
+    # CIDR networks, comma-separated) are exempt, for local development (boomerang/webhooks/urls.py).
+    webhook_allow_hosts: str = ""
+    webhook_require_https: bool = True
+    # Request bodies larger than this are refused with 413 (boomerang/api/hardening.py).
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Browser origins allowed to call the API (CORS), e.g. https://app.example.com; comma-separated
     # or a JSON list. Empty: no CORS headers at all, so browsers on other origins are refused.
     api_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()

@@ -27,6 +27,7 @@ from boomerang.api import routes_approvals, routes_runs, routes_tasks, routes_we
 from boomerang.api.cors import ListedOriginsCORS
 from boomerang.api.deps import ApiContext, Pool
 from boomerang.api.docs import mount_offline_docs
+from boomerang.api.hardening import install_hardening
 from boomerang.api.schemas import Health
 from boomerang.client import BoomerangClient
 from boomerang.observability.api_metrics import instrument_api
@@ -85,6 +86,8 @@ def create_app(
         # Added last, so outermost: a preflight is answered before auth. Only the listed
         # origins get CORS headers (credentials included); any other origin gets none.
         app.add_middleware(ListedOriginsCORS, origins=settings.api_cors_origins)
+    # Body size, JSON that can be stored, bounded 422s (boomerang/api/hardening.py).
+    install_hardening(app, max_body_bytes=settings.api_max_body_bytes)
     app.add_exception_handler(psycopg.Error, _store_down)
     app.add_exception_handler(PoolTimeout, _store_down)
     return app

@@ -75,7 +75,14 @@ async def open_pool(
     if min_size < 0 or max_size < max(min_size, 1):
         raise ValueError(f"need 0 <= min_size <= max_size, 1 <= max_size; got {min_size}, {max_size}")
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-        conninfo, min_size=min_size, max_size=max_size, open=False, name="boomerang-store"
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        name="boomerang-store",
+        # A connection is checked as it leaves the pool (one round trip) and replaced if
+        # dead, so a PostgreSQL restart costs no request once the server is back.
+        check=AsyncConnectionPool.check_connection,
     )
     await pool.open(wait=True)
     return pool

@@ -177,3 +177,15 @@ def _v1_signatures(header: str) -> list[bytes]:
     if not found:
         raise MalformedHeaderError(f"{SIGNATURE_HEADER} holds no v1 signature")
     return found
+
+
+def signed_headers(
+    signers: list[WebhookSigner], webhook_id: str, body: bytes, *, now: datetime | None = None
+) -> dict[str, str]:
+    """The headers with one `v1,…` entry per signer (a rotation's overlap: old and new secret)."""
+    if not signers:
+        raise ValueError("at least one signer is needed")
+    headers = signers[0].headers(webhook_id, body, now=now)
+    timestamp = int(headers[TIMESTAMP_HEADER])
+    headers[SIGNATURE_HEADER] = " ".join(s.sign(webhook_id, timestamp, body) for s in signers)
+    return headers

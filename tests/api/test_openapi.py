@@ -8,16 +8,19 @@ driven over real HTTP. Runs it starts go to a queue no worker polls.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -140,3 +143,73 @@ def test_the_openapi_document_names_every_route(served_api: Served, api_schema: 
         "/webhooks/dead-letters",
     } <= paths
     assert "HTTPBearer" in api_schema.raw_schema["components"]["securitySchemes"]
+
+
+# Hostile JSON: what RFC 8259 forbids but Python's json accepts (NaN, Infinity, numbers
+# that overflow, lone surrogates), deep nesting and long strings, at every POST route.
+_SCALARS = (
+    st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e308, -1e308])
+    | st.integers()
+    | st.text(alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), max_size=8)
+    | st.text(max_size=30)
+    | st.booleans()
+    | st.none()
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+_FIELDS = [
+    "project_id",
+    "brief",
+    "context",
+    "webhook_url",
+    "run_id",
+    "checkpoint",
+    "decision",
+    "task_id",
+    "status",
+]
+_BODIES = st.one_of(
+    st.dictionaries(st.sampled_from(_FIELDS), _JSON, max_size=5).map(
+        lambda d: json.dumps(d, allow_nan=True).encode()
+    ),
+    st.sampled_from([b'{"brief": NaN}', b'{"brief": Infinity}', b'{"context": {"x": -Infinity}}',
+                     b'{"budget_usd": 1e400}', b'{"brief": "a\\ud800b"}', b'{"brief": "\xff\xfe"}',
+                     b"[" * 5000 + b"]" * 5000, b'{"n": ' + b"9" * 5000 + b"}"]),
+)  # fmt: skip
+
+
+def test_hostile_json_bodies_are_never_a_server_error(served_api: Served, api_schema: Any) -> None:
+    routes = [
+        path for path, item in api_schema.raw_schema["paths"].items() if "post" in item and "{" not in path
+    ]
+    assert {"/kickoff", "/hitl/approve", "/webhooks/modal/task-complete"} <= set(routes)
+    auth = {"Authorization": f"Bearer {served_api.token}", "content-type": "application/json"}
+
+    @given(route=st.sampled_from(routes), body=_BODIES)
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def check(route: str, body: bytes) -> None:
+        response = httpx.post(f"{served_api.url}{route}", content=body, headers=auth, timeout=30)
+        assert response.status_code < 500, (route, body[:200], response.text[:500])
+        response.json()  # every answer is JSON a client can read
+
+    check()
+
+
+def test_size_limits_and_bounded_errors_over_real_http(served_api: Served) -> None:
+    auth = {"Authorization": f"Bearer {served_api.token}"}
+    huge = httpx.post(f"{served_api.url}/kickoff", json={"project_id": "p", "brief": "x" * 3_000_000},
+                      headers=auth, timeout=30)  # fmt: skip
+    assert huge.status_code == 413
+    long_brief = httpx.post(f"{served_api.url}/kickoff", json={"project_id": "p", "brief": "x" * 900_000},
+                            headers=auth, timeout=30)  # fmt: skip
+    assert long_brief.status_code == 422 and len(long_brief.content) < 2_000
+    context = {"blob": "y" * 200_000}
+    big = httpx.post(f"{served_api.url}/kickoff", json={"project_id": "p", "brief": "b", "context": context},
+                     headers=auth, timeout=30)  # fmt: skip
+    assert big.status_code == 422, big.text
+    [error] = big.json()["detail"]
+    assert error["loc"] == ["body", "context"] and "65,536 allowed" in error["msg"]

@@ -33,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from boomerang.models.events import EventKind, RunEvent
     from boomerang.store.deliveries import DeliveryStore
+    from boomerang.store.endpoints import EndpointStore
     from boomerang.webhooks.models import DeliveryPolicy
+    from boomerang.webhooks.urls import WebhookUrlPolicy
     from tests.http_server import serving
     from workflows.webhooks import DeliverWebhook, send_webhook
 
@@ -45,6 +47,8 @@ FAST = DeliveryPolicy(
     request_timeout=timedelta(seconds=2),
 )
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+# Test endpoints listen on loopback; production's policy refuses it, so tests allow it by name.
+LOOPBACK = WebhookUrlPolicy.loopback()
 
 
 @dataclass
@@ -144,11 +148,28 @@ def run_id() -> str:
 
 @asynccontextmanager
 async def webhook_worker(
-    client: Client, *, pool: Pool, events: EventSink, secret: SecretStr | None = SECRET
+    client: Client,
+    *,
+    pool: Pool,
+    events: EventSink,
+    secret: SecretStr | None = SECRET,
+    url_policy: WebhookUrlPolicy = LOOPBACK,
+    **extra: Any,
 ) -> AsyncIterator[str]:
-    """A worker for `Notifier` + `DeliverWebhook` on a fresh queue; yields the queue."""
+    """A worker for `Notifier` + `DeliverWebhook` on a fresh queue; yields the queue.
+
+    The endpoints here listen on 127.0.0.1, which production's policy refuses: the
+    tests allow loopback explicitly. `extra` goes to `WebhookActivities` (resolver, http).
+    """
     task_queue = f"tq-{uuid.uuid4().hex}"
-    acts = WebhookActivities(deliveries=DeliveryStore(pool), events=events, secret=secret)
+    acts = WebhookActivities(
+        deliveries=DeliveryStore(pool),
+        events=events,
+        secret=secret,
+        url_policy=url_policy,
+        endpoints=EndpointStore(pool),
+        **extra,
+    )
     async with Worker(
         client,
         task_queue=task_queue,

@@ -21,7 +21,7 @@ from boomerang.pricing import load_price_table
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.queries import Pool
 from tests.helpers import wait_until
-from tests.webhooks import SECRET, Answer, Endpoint
+from tests.webhooks import LOOPBACK, SECRET, Answer, Endpoint
 from workflows.task import BoomerAngTask
 from workflows.webhooks import DeliverWebhook
 
@@ -35,7 +35,9 @@ async def test_a_task_notifies_its_webhook_with_the_charter_view_only(
 ) -> None:
     prices = load_price_table(env={})
     task_queue = f"tq-{uuid.uuid4().hex}"
-    hooks = WebhookActivities(deliveries=DeliveryStore(store_pool), events=event_store, secret=SECRET)
+    hooks = WebhookActivities(
+        deliveries=DeliveryStore(store_pool), events=event_store, secret=SECRET, url_policy=LOOPBACK
+    )
     endpoint = Endpoint([Answer(503), Answer(200)])
     with endpoint.running():
         async with Worker(
@@ -50,7 +52,7 @@ async def test_a_task_notifies_its_webhook_with_the_charter_view_only(
             ],
             graceful_shutdown_timeout=timedelta(seconds=2),
         ):
-            client = BoomerangClient(dev_env.client, task_queue=task_queue)
+            client = BoomerangClient(dev_env.client, task_queue=task_queue, webhook_policy=LOOPBACK)
             inp = TaskInput.model_validate(
                 {
                     "tenant": "acme",
