@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from temporalio.client import Client
@@ -201,5 +203,23 @@ def main() -> None:
     asyncio.run(serve(settings, conninfo=settings.database_url.get_secret_value(), telemetry=telemetry))
 
 
+def _main_exiting_hard() -> NoReturn:
+    """main(), then leave with its status before the interpreter finalizes: temporalio
+    can abort there (sdk-python #300) and replace a clean stop with a crash line."""
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            log.error(exc.code)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    _main_exiting_hard()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Mapping, MutableMapping
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -35,14 +37,60 @@ def redact_secrets(
 
 
 def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
+    """One format for every line the process writes, secrets redacted in each.
+
+    structlog's own lines, and through a root handler every library that logs with
+    `logging` (the Temporal SDK, its Rust core once forwarded, uvicorn, psycopg's
+    pool, warnings). With `json`, uncaught exceptions are one JSON line too, and the
+    default Temporal runtime forwards core logs instead of printing them in colour.
+    """
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    # Tracebacks become a string field in JSON; the console renderer prints them itself.
+    tracebacks: list[Any] = [structlog.processors.format_exc_info] if json else []
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
+            *tracebacks,
             redact_secrets,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamp],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tracebacks,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    setattr(handler, _OURS, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    logging.captureWarnings(True)
+    if json:
+        sys.excepthook = _log_uncaught
+        from boomerang.observability.temporal_runtime import forward_core_logs_by_default
+
+        forward_core_logs_by_default()
+
+
+_OURS = "_boomerang_handler"
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("boomerang").critical("uncaught exception", exc_info=(kind, exc, tb))

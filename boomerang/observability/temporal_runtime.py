@@ -141,3 +141,20 @@ class TemporalTelemetry:
             )
         )
         self.collector = TemporalMetricsCollector(self.buffer) if self.buffer is not None else None
+
+
+def forward_core_logs_by_default() -> None:
+    """Make the default Runtime forward core logs to Python logging (JSON when asked).
+
+    For processes that connect without building their own Runtime (the API, the CLI).
+    A client connected before this keeps the runtime it had.
+    """
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER)),
+            )
+        )
+    )
+    Runtime.set_default(runtime, error_if_already_set=False)
