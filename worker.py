@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.anchoring import AnchorActivities
 from activities.budget import BudgetActivities, CostReader
 from activities.compute import ComputeBackend
 from activities.dispatch import DispatchActivities, Dispatcher
@@ -40,6 +41,7 @@ from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.costs import LedgerCosts
 from boomerang.store.recorder import EventStore, open_pool
 from modal_app.registry import load_registry, parse_modules
+from workflows.anchoring import AnchorLedger
 from workflows.pipeline import ValidationPipeline
 from workflows.task import BoomerAngTask
 from workflows.webhooks import DeliverWebhook
@@ -48,7 +50,7 @@ log = structlog.get_logger()
 
 
 # Every Boomerang workflow; a worker that runs workflows runs all of them.
-WORKFLOWS = [ValidationPipeline, BoomerAngTask, DeliverWebhook]
+WORKFLOWS = [ValidationPipeline, BoomerAngTask, DeliverWebhook, AnchorLedger]
 
 
 def build_activities(
@@ -58,6 +60,7 @@ def build_activities(
     prices: PriceTable | None = None,
     costs: CostReader | None = None,
     webhooks: WebhookActivities | None = None,
+    anchoring: AnchorActivities | None = None,
 ) -> list[Callable[..., Any]]:
     """Every Boomerang activity, bound to its dependencies; `prices` defaults to the packaged table.
 
@@ -73,6 +76,7 @@ def build_activities(
         RecordActivities(events).record_events,
         # Without `webhooks`, a run with a webhook URL starts a delivery no worker can make.
         *(webhooks.activities if webhooks is not None else []),
+        *(anchoring.activities if anchoring is not None else []),
     ]
 
 
@@ -85,13 +89,16 @@ def build_worker(
     prices: PriceTable | None = None,
     costs: CostReader | None = None,
     webhooks: WebhookActivities | None = None,
+    anchoring: AnchorActivities | None = None,
 ) -> Worker:
     """A worker for every Boomerang workflow and activity."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(backend, events, prices=prices, costs=costs, webhooks=webhooks),
+        activities=build_activities(
+            backend, events, prices=prices, costs=costs, webhooks=webhooks, anchoring=anchoring
+        ),
         # Cancellation and heartbeats must reach activities promptly after a stop.
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
@@ -156,6 +163,7 @@ async def running_worker(
             prices=load_price_table(settings.price_table, env={}),
             costs=LedgerCosts(pool),
             webhooks=WebhookActivities.from_settings(settings, pool=pool, events=events),
+            anchoring=AnchorActivities(pool, settings.ledger_anchor_path),
         )
         async with worker, _serving_health(settings, metrics, client, pool):
             log.info(

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     # CIDR networks, comma-separated) are exempt, for local development (boomerang/webhooks/urls.py).
     webhook_allow_hosts: str = ""
     webhook_require_https: bool = True
+    # Where the scheduled Ledger anchors are written (None: <state dir>/anchors); keep it
+    # out of reach of the database's operators (boomerang/store/anchors.py).
+    ledger_anchor_dir: Path | None = None
+
+    @property
+    def ledger_anchor_path(self) -> Path:
+        return self.ledger_anchor_dir or self.state_dir / "anchors"
     # Request bodies larger than this are refused with 413 (boomerang/api/hardening.py).
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Browser origins allowed to call the API (CORS), e.g. https://app.example.com; comma-separated

@@ -15,6 +15,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +28,7 @@ from boomerang.money import usd_text
 from boomerang.settings import Settings
 from boomerang.store import ledger as ledger_ops
 from boomerang.store import queries
+from boomerang.store.anchors import latest_anchor, write_anchor
 from boomerang.store.costs import cost_report
 from boomerang.store.embedded import resolve_conninfo
 from boomerang.store.migrate import apply_migrations
@@ -81,31 +83,85 @@ def verify_command(
     anchor_file: Annotated[
         Path | None, typer.Option("--anchor", help="Also prove the chains up to these heads.")
     ] = None,
+    anchors_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Compare with the newest scheduled anchor here (default BOOMERANG_LEDGER_ANCHOR_DIR)."
+        ),
+    ] = None,
 ) -> None:
-    """Recompute the hash chains; exit 1 and name the first broken row on any break."""
+    """Recompute the hash chains and compare them with the anchors; exit 1 naming every broken row."""
+    directory = anchors_dir or Settings().ledger_anchor_path
+    latest = latest_anchor(directory)
+    sources = (
+        [(str(anchor_file), ledger_ops.HEADS.validate_json(anchor_file.read_bytes()))] if anchor_file else []
+    )
+    if latest is not None:
+        sources.append((str(latest[0]), latest[1]))
 
     async def job(pool: Pool) -> ledger_ops.VerifyReport:
         report = await ledger_ops.verify(pool, run_id)
-        if anchor_file is None or not report.ok:
-            return report
-        heads = ledger_ops.HEADS.validate_json(anchor_file.read_bytes())
-        if run_id is not None:
-            heads = [h for h in heads if h.stream == run_id]
-        return await ledger_ops.verify_against_anchor(pool, heads)
+        breaks, rows = list(report.breaks), report.rows_checked
+        # Anchors are always compared, broken chains or not: one bad row must not hide a rewrite.
+        for _, heads in sources:
+            if run_id is not None:
+                heads = [h for h in heads if h.stream == run_id]
+            anchored = await ledger_ops.verify_against_anchor(pool, heads)
+            seen = {(b.stream, b.seq, b.reason) for b in breaks}
+            breaks += [b for b in anchored.breaks if (b.stream, b.seq, b.reason) not in seen]
+        return ledger_ops.VerifyReport(
+            streams_checked=report.streams_checked, rows_checked=rows, breaks=breaks
+        )
 
     report = run_with_pool(job)
-    if report.first_break is not None:
-        typer.echo(f"BROKEN {report.first_break.describe()}", err=True)
-        typer.echo(f"{len(report.breaks)} of {report.streams_checked} streams broken", err=True)
+    compared = ", ".join(name for name, _ in sources) or "none (run `boomerang ledger schedule-anchoring`)"
+    if not report.ok:
+        for broken in report.breaks:
+            typer.echo(f"BROKEN {broken.describe()}", err=True)
+        streams = len({b.stream for b in report.breaks})
+        typer.echo(
+            f"{len(report.breaks)} break(s) in {streams} of {report.streams_checked} streams; "
+            f"anchors: {compared}",
+            err=True,
+        )
         raise typer.Exit(1)
-    typer.echo(f"ok: {report.streams_checked} streams, {report.rows_checked} rows")
+    typer.echo(f"ok: {report.streams_checked} streams, {report.rows_checked} rows; anchors: {compared}")
 
 
 @ledger_app.command("anchor")
-def anchor_command() -> None:
-    """Print every stream's head as JSON; keep it outside the database."""
+def anchor_command(
+    to_dir: Annotated[
+        Path | None, typer.Option(help="Write a timestamped anchor file here instead of printing it.")
+    ] = None,
+) -> None:
+    """Print every stream's head as JSON (read from the chain itself); keep it outside the database."""
     heads = run_with_pool(ledger_ops.anchor)
+    if to_dir is not None:
+        typer.echo(str(write_anchor(to_dir, heads)))
+        return
     typer.echo(ledger_ops.HEADS.dump_json(heads, indent=2).decode())
+
+
+@ledger_app.command("schedule-anchoring")
+def schedule_anchoring_command(
+    every_minutes: Annotated[float, typer.Option(min=1 / 60, help="How often to anchor.")] = 60.0,
+) -> None:
+    """Create (or re-time) the Temporal Schedule that anchors the Ledger to BOOMERANG_LEDGER_ANCHOR_DIR."""
+    from boomerang.connect import connect_temporal
+    from workflows.anchoring import ANCHOR_SCHEDULE_ID, ensure_anchor_schedule
+
+    settings = Settings()
+
+    async def main() -> None:
+        client = await connect_temporal(settings)
+        every = timedelta(minutes=every_minutes)
+        await ensure_anchor_schedule(client, task_queue=settings.temporal_task_queue, every=every)
+
+    asyncio.run(main())
+    typer.echo(
+        f"schedule {ANCHOR_SCHEDULE_ID}: every {every_minutes:g} min, to {settings.ledger_anchor_path} "
+        "(written by the worker; keep BOOMERANG_LEDGER_ANCHOR_DIR out of the database operators' reach)"
+    )
 
 
 @ledger_app.command("show")

@@ -11,7 +11,12 @@ not fit, with the reason:
 * `swapped`: the row holds content written at another seq (rows exchanged);
 * `duplicate_seq`: two rows claim one seq;
 * `head_mismatch` / `anchor_mismatch`: the tail differs from the recorded head
-  or from an exported anchor.
+  (or the head was moved back: `ledger_heads` is cross-checked against the rows,
+  and a trigger refuses to move it backwards) or from an exported anchor.
+
+Every break is reported, not only the first: after a bad row the check carries on
+from that row's stored hash, so one edit does not hide a second one further on,
+and every stream is checked.
 
 A superuser who rewrites a row *and every hash after it* passes `verify`; only
 a head exported earlier catches that, which is what `anchor` (export the heads,
@@ -101,7 +106,11 @@ class _StreamResult:
     rows: int
     last_seq: int
     last_hash: str
-    broken: ChainBreak | None
+    breaks: list[ChainBreak]
+
+    @property
+    def broken(self) -> ChainBreak | None:
+        return self.breaks[0] if self.breaks else None
 
 
 _SELECT_ROWS = sql.SQL(
@@ -159,22 +168,33 @@ async def _verify_stream(conn: Conn, stream: str, *, upto: int | None = None) ->
     cur = await conn.execute("SELECT seq, row_hash FROM ledger_retention_cuts WHERE stream = %s", (stream,))
     cut = await cur.fetchone()
     expected, prev = (int(cut[0]) + 1, str(cut[1])) if cut else (1, GENESIS)
-    result = _StreamResult(rows=0, last_seq=expected - 1, last_hash=prev, broken=None)
+    result = _StreamResult(rows=0, last_seq=expected - 1, last_hash=prev, breaks=[])
     limit = sql.SQL(" AND seq <= %s" if upto is not None else "")
     query = _SELECT_ROWS + limit + sql.SQL(" ORDER BY seq, row_hash")
     params = (stream, upto) if upto is not None else (stream,)
     async with conn.cursor(row_factory=dict_row) as rows:
         await rows.execute(query, params)
         async for row in rows:
-            result.broken = await _check_row(conn, row, expected, prev)
-            if result.broken is not None:
-                return result
+            broken = await _check_row(conn, row, expected, prev)
+            if broken is not None:
+                result.breaks.append(broken)
+                if broken.reason is BreakReason.DUPLICATE_SEQ:
+                    continue  # the row already counted at this seq stands
+                if broken.reason is BreakReason.MISSING_SEQ:
+                    # Resynchronise on the row that is there, judged against its own link.
+                    expected, prev = row["seq"], row["prev_hash"]
+                    again = await _check_row(conn, row, expected, prev)
+                    if again is not None:
+                        result.breaks.append(again)
             result.rows += 1
+            # Go on from the stored hash, so a later, separate break is found as well.
             prev = result.last_hash = row["row_hash"]
             result.last_seq = expected
             expected += 1
     if upto is None:
-        result.broken = await _check_head(conn, stream, result)
+        head = await _check_head(conn, stream, result)
+        if head is not None:
+            result.breaks.append(head)
     return result
 
 
@@ -196,6 +216,12 @@ async def _check_head(conn: Conn, stream: str, result: _StreamResult) -> ChainBr
             stream=stream, seq=seq, event_key=await _key_at(conn, stream, seq),
             reason=BreakReason.HEAD_MISMATCH, detail="last row's hash differs from the head",
         )  # fmt: skip
+    if seq < result.last_seq:
+        return ChainBreak(
+            stream=stream, seq=seq, event_key=await _key_at(conn, stream, seq),
+            reason=BreakReason.HEAD_MISMATCH,
+            detail=f"the head was moved back to seq {seq} but the rows go on to {result.last_seq}",
+        )  # fmt: skip
     return None
 
 
@@ -214,7 +240,7 @@ async def _streams(conn: Conn, run_id: str | None) -> list[str]:
 
 
 async def verify(pool: Pool, run_id: str | None = None) -> VerifyReport:
-    """Recompute the chain of `run_id` (or of every stream); report the first break of each."""
+    """Recompute the chain of `run_id` (or of every stream); report every break of each."""
     rows, breaks = 0, []
     async with pool.connection() as conn, conn.transaction():
         await _snapshot(conn)
@@ -222,16 +248,19 @@ async def verify(pool: Pool, run_id: str | None = None) -> VerifyReport:
         for stream in streams:
             result = await _verify_stream(conn, stream)
             rows += result.rows
-            if result.broken is not None:
-                breaks.append(result.broken)
+            breaks.extend(result.breaks)
     return VerifyReport(streams_checked=len(streams), rows_checked=rows, breaks=breaks)
 
 
 async def anchor(pool: Pool) -> list[ChainHead]:
-    """The current head of every stream; `HEADS.dump_json(heads)` to export."""
+    """The last row of every stream, read from the chain itself (not from `ledger_heads`,
+    which the writer may move): `HEADS.dump_json(heads)` to export."""
     at = datetime.now(UTC)
-    async with pool.connection() as conn:
-        cur = await conn.execute("SELECT stream, seq, row_hash FROM ledger_heads ORDER BY stream")
+    async with pool.connection() as conn, conn.transaction():
+        await _snapshot(conn)
+        cur = await conn.execute(
+            "SELECT DISTINCT ON (stream) stream, seq, row_hash FROM ledger ORDER BY stream, seq DESC"
+        )
         return [ChainHead(stream=s, seq=q, row_hash=h, at=at) for s, q, h in await cur.fetchall()]
 
 
@@ -248,19 +277,24 @@ async def _check_anchor(conn: Conn, head: ChainHead) -> tuple[int, ChainBreak | 
             )  # fmt: skip
         return 0, None  # anchored rows have expired; nothing left to compare
     result = await _verify_stream(conn, head.stream, upto=head.seq)
-    if result.broken is not None:
-        return result.rows, result.broken
     if result.last_seq < head.seq:
         missing = result.last_seq + 1
         return result.rows, ChainBreak(
             stream=head.stream, seq=missing, event_key=await _key_at(conn, head.stream, missing),
             reason=BreakReason.MISSING_SEQ, detail=f"anchored up to seq {head.seq}",
         )  # fmt: skip
-    if result.last_hash != head.row_hash:
+    if result.last_hash != head.row_hash and result.broken is None:
         return result.rows, ChainBreak(
             stream=head.stream, seq=head.seq, event_key=await _key_at(conn, head.stream, head.seq),
             reason=BreakReason.ANCHOR_MISMATCH,
             detail="chain was rewritten: its hash differs from the anchored one",
+        )  # fmt: skip
+    if result.last_hash != head.row_hash:
+        # Rows inside the anchored range are broken as well: name the anchor's part too.
+        return result.rows, ChainBreak(
+            stream=head.stream, seq=head.seq, event_key=await _key_at(conn, head.stream, head.seq),
+            reason=BreakReason.ANCHOR_MISMATCH,
+            detail=f"differs from the anchored hash (and {len(result.breaks)} break(s) before it)",
         )  # fmt: skip
     return result.rows, None
 
