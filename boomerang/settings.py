@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     @property
     def ledger_anchor_path(self) -> Path:
         return self.ledger_anchor_dir or self.state_dir / "anchors"
+
     # Request bodies larger than this are refused with 413 (boomerang/api/hardening.py).
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Browser origins allowed to call the API (CORS), e.g. https://app.example.com; comma-separated
