@@ -19,7 +19,7 @@ class CostReader(Protocol):
 
 
 class BudgetCheckInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     run_id: str
     # The work about to be dispatched: a compute function, or a specialist task type.

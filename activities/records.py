@@ -19,7 +19,7 @@ class EventSink(Protocol):
 
 
 class RecordEventsInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     events: tuple[RunEvent, ...]
 

@@ -27,7 +27,7 @@ class TokenUsage(BaseModel):
 
 
 class PhaseRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     run_id: str
     phase: str
@@ -42,7 +42,7 @@ class PhaseRequest(BaseModel):
 class TaskRequest(BaseModel):
     """One specialist task. `payload` is validated again by the specialist's body."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     run_id: str = Field(min_length=1)
     task_id: str = Field(min_length=1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue, field_validator
 
 from boomerang.models.pipeline import Decision, PipelineSpec
+from boomerang.spec_files import unknown_fields
 
 RUN_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,1000}$"
 
@@ -20,6 +21,16 @@ class KickoffRequest(BaseModel):
     project_id: str = Field(min_length=1, max_length=200)
     brief: str = Field(min_length=1, max_length=50_000)
     spec: PipelineSpec | None = Field(default=None, description="None: the default pipeline.")
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _spec_fields_known(cls, value: object) -> object:
+        # Runs ignore unknown spec fields (rolling deploys); a request is held to them.
+        unknown = unknown_fields(PipelineSpec, value)
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(unknown)}")
+        return value
+
     context: dict[str, JsonValue] = Field(default_factory=dict)
     roster: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     webhook_url: HttpUrl | None = Field(default=None, description="Signed notifications of this run go here.")

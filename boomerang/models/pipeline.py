@@ -28,7 +28,7 @@ class ExpiryPolicy(StrEnum):
 
 
 class CheckpointSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: str = Field(pattern=NAME_PATTERN)
     title: str
@@ -55,7 +55,7 @@ class CheckpointSpec(BaseModel):
 class PhaseTask(BaseModel):
     """A specialist task a phase runs after its own function (a child `BoomerAngTask`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     task_type: str = Field(min_length=1)
     payload: dict[str, JsonValue] = Field(default_factory=dict)
@@ -66,7 +66,7 @@ class PhaseTask(BaseModel):
 
 
 class PhaseSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: str = Field(pattern=NAME_PATTERN)
     title: str
@@ -83,7 +83,7 @@ class PhaseSpec(BaseModel):
 
 
 class PipelineSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: str = Field(pattern=NAME_PATTERN)
     phases: tuple[PhaseSpec, ...] = Field(min_length=1)
@@ -130,7 +130,7 @@ def budget_checkpoint() -> CheckpointSpec:
 class PipelineInput(BaseModel):
     """Input of the `ValidationPipeline` workflow; new fields must have defaults."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     tenant: str = Field(min_length=1, max_length=200)
     project_id: str = Field(min_length=1, max_length=200)

@@ -21,7 +21,7 @@ from boomerang.store.charter import charter_row
 class DeliveryPolicy(BaseModel):
     """How hard to try: exponential backoff with jitter, over hours, then a dead letter."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     initial_interval: timedelta = Field(default=timedelta(seconds=5), gt=timedelta(0))
     backoff: float = Field(default=2.0, ge=1.0, le=10.0)
@@ -43,7 +43,7 @@ class DeliveryPolicy(BaseModel):
 class WebhookDelivery(BaseModel):
     """Input of `DeliverWebhook`: one event to one endpoint; `webhook_id` never changes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     webhook_id: str = Field(min_length=1, max_length=512)
     url: HttpUrl
@@ -66,7 +66,7 @@ class AttemptResult(BaseModel):
 
 
 class DeadLetterInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     delivery: WebhookDelivery
     reason: str = Field(max_length=2000)
@@ -109,7 +109,7 @@ def webhook_body(event: RunEvent, extras: dict[str, JsonValue]) -> bytes:
 class ComputeCallback(BaseModel):
     """A signed completion report from a compute function (`POST /webhooks/modal/task-complete`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     task_id: str = Field(min_length=1, max_length=400, description="The BoomerAngTask workflow id.")
     status: Literal["completed", "failed"]
