@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from boomerang.api_cli import api_command, tokens_app, webhooks_app
 from boomerang.client import BoomerangClient
+from boomerang.doctor_cli import doctor_command, setup_command
 from boomerang.errors import BoomerangError, InvalidDecisionError, UnknownRunError
 from boomerang.logs import configure_logging
 from boomerang.models.decisions import (
@@ -41,6 +42,10 @@ app.add_typer(task_app, name="task")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("api", help="Serve the HTTP API (BOOMERANG_API_PORT, default 8787).")(api_command)
+app.command("doctor", help="Check this configuration before it is used; exit 1 on a failure.")(doctor_command)
+app.command("setup", help="Register search attributes (self-hosted Temporal) and apply migrations.")(
+    setup_command
+)
 
 T = TypeVar("T")
 _WEBHOOK_HELP = "POST signed notifications here (the worker signs with BOOMERANG_WEBHOOK_SECRET)."
