@@ -36,8 +36,11 @@ class ComputeBackend(Protocol):
         """The registry of the functions this backend runs (user modules included)."""
         ...
 
-    async def call(self, name: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
-        """Run `name` on `payload`; raise `ComputeError` on failure."""
+    async def call(
+        self, name: str, payload: dict[str, Any], *, timeout_s: float, heartbeat_every_s: float | None = None
+    ) -> dict[str, Any]:
+        """Run `name` on `payload`; raise `ComputeError` on failure. A backend that
+        heartbeats itself does so at least every `heartbeat_every_s`."""
         ...
 
     async def aclose(self) -> None: ...

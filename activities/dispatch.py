@@ -45,7 +45,14 @@ class Dispatcher:
             None if _heartbeats_itself(self._backend) else asyncio.create_task(_beat(inp.heartbeat_every_s))
         )
         try:
-            raw = await self._backend.call(inp.function, dict(inp.payload), timeout_s=inp.timeout_s)
+            # One cadence, decided by the workflow from the activity's heartbeat timeout:
+            # this dispatcher beats at it, or a backend that beats itself polls at it.
+            raw = await self._backend.call(
+                inp.function,
+                dict(inp.payload),
+                timeout_s=inp.timeout_s,
+                heartbeat_every_s=inp.heartbeat_every_s,
+            )
         except ComputeError as exc:
             await self._record(
                 inp,

@@ -94,7 +94,11 @@ class LocalBackend:
         except UnknownFunctionError:
             return None  # the compute process reports the unknown name as a permanent error
 
-    async def call(self, name: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
+    async def call(
+        self, name: str, payload: dict[str, Any], *, timeout_s: float, heartbeat_every_s: float | None = None
+    ) -> dict[str, Any]:
+        """Run `name` in a compute process; the dispatcher heartbeats for it (every
+        `heartbeat_every_s`), so this ignores it."""
         # The per-function/GPU limit first, so a call waiting on it holds no process.
         async with self._limits.slot(function=name, gpu=self._gpu_of(name)), self._slots:
             process = self._idle.pop() if self._idle else await _Process.start(self.registry.modules)

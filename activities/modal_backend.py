@@ -370,11 +370,22 @@ class ModalBackend:
         self._unclaimed: set[asyncio.Future[None]] = set()
 
     async def call(
-        self, name: str, payload: dict[str, Any], *, timeout_s: float, resume_call_id: str | None = None
+        self,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        timeout_s: float,
+        heartbeat_every_s: float | None = None,
+        resume_call_id: str | None = None,
     ) -> dict[str, Any]:
-        """Run `name` on `payload` (or re-attach to `resume_call_id`); raise `ComputeError`."""
+        """Run `name` on `payload` (or re-attach to `resume_call_id`); raise `ComputeError`.
+
+        Each poll heartbeats, so a poll never waits longer than `heartbeat_every_s`
+        (what the caller's heartbeat timeout needs) nor than the configured `poll_s`.
+        """
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        poll_s = min(self._poll_s, heartbeat_every_s or self._poll_s)
         checkpoint = CallCheckpoint.from_details(self._previous(), name)
         if resume_call_id is not None:
             checkpoint = CallCheckpoint(function=name, call_id=resume_call_id, spawned_at=self._clock())
@@ -384,7 +395,7 @@ class ModalBackend:
             handle = self._call(checkpoint.call_id)
             self._heartbeat(checkpoint.model_dump())
             try:
-                return await self._wait(handle, checkpoint, timeout_s)
+                return await self._wait(handle, checkpoint, timeout_s, poll_s)
             except _CallFailed as failed:
                 if failed.finished:
                     # Sent with the failure: the next attempt must not re-attach to this call.
@@ -420,7 +431,9 @@ class ModalBackend:
         self._unclaimed.add(task)
         task.add_done_callback(self._unclaimed.discard)
 
-    async def _wait(self, handle: RemoteCall, checkpoint: CallCheckpoint, timeout_s: float) -> dict[str, Any]:
+    async def _wait(
+        self, handle: RemoteCall, checkpoint: CallCheckpoint, timeout_s: float, poll_s: float
+    ) -> dict[str, Any]:
         deadline = checkpoint.spawned_at + timeout_s + self._grace_s
         while True:
             left = deadline - self._clock()
@@ -428,7 +441,7 @@ class ModalBackend:
                 await asyncio.shield(self._cancel(handle, checkpoint))
                 raise ComputeTimeoutError(checkpoint.function, timeout_s)
             try:
-                value = await handle.get.aio(timeout=min(self._poll_s, left))
+                value = await handle.get.aio(timeout=min(poll_s, left))
             except TimeoutError:
                 # Modal 1.6 raises the builtin TimeoutError while the call is still running;
                 # its own timeout classes (FunctionTimeoutError, ...) do not derive from it.

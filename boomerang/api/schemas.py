@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue, field_validator
 
-from boomerang.models.pipeline import Decision, PipelineSpec
+from boomerang.models.pipeline import OPERATOR_CONTEXT_KEYS, TENANT_HEARTBEAT_FLOOR, Decision, PipelineSpec
 from boomerang.spec_files import unknown_fields
 
 RUN_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,1000}$"
@@ -22,6 +22,11 @@ class KickoffRequest(BaseModel):
     brief: str = Field(min_length=1, max_length=50_000)
     spec: PipelineSpec | None = Field(default=None, description="None: the default pipeline.")
 
+    context: dict[str, JsonValue] = Field(default_factory=dict)
+    roster: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    webhook_url: HttpUrl | None = Field(default=None, description="Signed notifications of this run go here.")
+    budget_usd: Decimal | None = Field(default=None, gt=0, description="USD the run may spend before asking.")
+
     @field_validator("spec", mode="before")
     @classmethod
     def _spec_fields_known(cls, value: object) -> object:
@@ -31,10 +36,25 @@ class KickoffRequest(BaseModel):
             raise ValueError(f"unknown fields: {', '.join(unknown)}")
         return value
 
-    context: dict[str, JsonValue] = Field(default_factory=dict)
-    roster: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    webhook_url: HttpUrl | None = Field(default=None, description="Signed notifications of this run go here.")
-    budget_usd: Decimal | None = Field(default=None, gt=0, description="USD the run may spend before asking.")
+    @field_validator("spec")
+    @classmethod
+    def _heartbeats_at_the_floor(cls, spec: PipelineSpec | None) -> PipelineSpec | None:
+        # A tenant's spec may not make workers heartbeat more often than operators allow.
+        for phase in spec.phases if spec else ():
+            if phase.heartbeat_timeout < TENANT_HEARTBEAT_FLOOR:
+                raise ValueError(
+                    f"phase {phase.name}: heartbeat_timeout must be at least "
+                    f"{TENANT_HEARTBEAT_FLOOR.total_seconds():g}s"
+                )
+        return spec
+
+    @field_validator("context")
+    @classmethod
+    def _no_operator_hooks(cls, context: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        reserved = sorted(OPERATOR_CONTEXT_KEYS & set(context))
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)}: reserved for operators (not settable through the API)")
+        return context
 
 
 class KickoffResponse(BaseModel):

@@ -10,6 +10,12 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+# The shortest heartbeat timeout a tenant's spec may ask for (through the API): each
+# phase heartbeats a third of it, and workers poll the compute backend as often.
+TENANT_HEARTBEAT_FLOOR = timedelta(seconds=10)
+# Context keys only operators may set (the CLI, the Python client): `work_seconds`
+# makes compute sleep, billable, for demos and crash drills.
+OPERATOR_CONTEXT_KEYS = frozenset({"work_seconds"})
 
 
 class Decision(StrEnum):

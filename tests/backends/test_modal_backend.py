@@ -361,3 +361,16 @@ async def test_the_same_burst_without_limits_overloads_the_service() -> None:
     failures = [r for r in results if isinstance(r, ComputeError)]
     assert failures and service.rejected == len(failures)
     assert all(f.error_type == "ModalOverloaded" and not f.permanent for f in failures)
+
+
+async def test_a_poll_never_outlasts_the_heartbeat_the_activity_needs() -> None:
+    """The workflow decides the cadence (a third of the heartbeat timeout); a backend
+    configured to poll less often still heartbeats at least that often."""
+    service = RemoteService(duration_s=0.6)
+    beats: list[dict[str, Any]] = []
+    try:
+        backend = make_backend(service, heartbeat=beats.append, poll_s=30)
+        assert_real_result(await backend.call(FUNCTION, PAYLOAD, timeout_s=30, heartbeat_every_s=0.1))
+    finally:
+        await service.aclose()
+    assert len(beats) >= 4, beats  # the first checkpoint, then one per poll of at most 0.1 s
