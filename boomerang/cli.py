@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -17,8 +18,9 @@ from pydantic import ValidationError
 from boomerang.api_cli import api_command, tokens_app, webhooks_app
 from boomerang.client import BoomerangClient
 from boomerang.doctor_cli import doctor_command, setup_command
-from boomerang.errors import BoomerangError, InvalidDecisionError, UnknownRunError
+from boomerang.errors import BoomerangError, CancelRefusedError, InvalidDecisionError, UnknownRunError
 from boomerang.logs import configure_logging
+from boomerang.models.cancel import CancelInput
 from boomerang.models.decisions import (
     CheckpointContext,
     CheckpointView,
@@ -55,7 +57,7 @@ def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     settings = Settings()
     try:
         return asyncio.run(make(settings))
-    except InvalidDecisionError as exc:
+    except (InvalidDecisionError, CancelRefusedError) as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(2) from None
     except UnknownRunError as exc:
@@ -185,6 +187,34 @@ def decide(
     typer.echo(_run(send))
 
 
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The run id (a pipeline, or a task run alone).")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the Ledger with who cancelled).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who cancels. Default: your login name.")] = None,
+) -> None:
+    """Cancel a run: stop its compute, close its checkpoints, end it `cancelled`."""
+    who = by or getpass.getuser()
+    try:
+        CancelInput(by=who, reason=reason)
+    except ValidationError as exc:
+        raise typer.BadParameter(_problems(exc)) from None
+
+    async def send(settings: Settings) -> str:
+        receipt = await (await BoomerangClient.connect(settings)).cancel(run_id, by=who, reason=reason)
+        if receipt.status == "pending":
+            return (
+                f"pending: cancel of {run_id} sent by {who}; no worker has taken it yet."
+                "\nTemporal keeps it and the run is cancelled when a worker runs."
+            )
+        why = f": {receipt.reason}" if receipt.reason else ""
+        if receipt.status == "duplicate":
+            return f"duplicate: {run_id} was already cancelled (by {receipt.by or 'unknown'}{why})"
+        return f"applied: {run_id} cancelled (by {receipt.by}{why})"
+
+    typer.echo(_run(send))
+
+
 def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
 
@@ -226,6 +256,9 @@ def status(
         return
     typer.echo(f"{st.run_id}  tenant={st.tenant}  project={st.project_id}")
     typer.echo(f"status: {st.status.value}   phase: {st.phase or '-'}   pivots: {st.pivots}")
+    if st.cancellation is not None:
+        why = f": {st.cancellation.reason}" if st.cancellation.reason else ""
+        typer.echo(f"  cancelled by {st.cancellation.by or 'unknown (a Temporal cancel)'}{why}")
     for cp in st.pending:
         _echo_checkpoint(cp, indent="  ")
     for d in st.decisions:

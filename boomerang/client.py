@@ -15,6 +15,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -27,6 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from boomerang.admission import admit
 from boomerang.connect import connect_temporal
 from boomerang.constants import (
+    CANCEL_UPDATE,
     DECIDE_UPDATE,
     PIPELINE_WORKFLOW,
     SA_STATUS,
@@ -35,7 +37,14 @@ from boomerang.constants import (
     TASK_QUEUE,
     TASK_WORKFLOW,
 )
-from boomerang.errors import BoomerangError, InvalidDecisionError, TaskFailedError, UnknownRunError
+from boomerang.errors import (
+    BoomerangError,
+    CancelRefusedError,
+    InvalidDecisionError,
+    TaskFailedError,
+    UnknownRunError,
+)
+from boomerang.models.cancel import CancelInput, CancelReceipt, CancelRecord
 from boomerang.models.decisions import (
     CheckpointView,
     DecisionInput,
@@ -92,6 +101,11 @@ class BoomerangClient:
         self._decide_wait = timedelta(seconds=decide_wait_s)
         # Which webhook URLs a run may carry (boomerang/admission.py); production's by default.
         self._webhook_policy = webhook_policy or WebhookUrlPolicy()
+
+    @property
+    def task_queue(self) -> str:
+        """The task queue this client starts runs on."""
+        return self._task_queue
 
     @classmethod
     async def connect(cls, settings: Settings, *, records: Pool | None = None) -> BoomerangClient:
@@ -183,7 +197,68 @@ class BoomerangClient:
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
             raise InvalidDecisionError(message) from exc
         except RPCError as exc:
+            if _finished(exc):
+                ended, _ = await self._how_it_ended(run_id)
+                raise InvalidDecisionError(
+                    f"run {run_id} has finished ({ended}); it takes no more decisions"
+                ) from exc
             raise _rpc_error(run_id, exc) from exc
+
+    async def cancel(
+        self, run_id: str, *, by: str, reason: str | None = None, wait_s: float | None = None
+    ) -> CancelReceipt:
+        """Cancel a pipeline or a standalone task, recording who and why.
+
+        The receipt says `applied` once the run has taken it (in-flight compute is being
+        stopped, open checkpoints are closed, the run ends `cancelled`), `duplicate` when it
+        was already cancelled (nothing changes), or `pending` when no worker has taken it
+        yet. Raises `CancelRefusedError` when the run finished otherwise, `UnknownRunError`
+        when there is no such run, pydantic's `ValidationError` for a bad `by` or `reason`.
+        """
+        request = CancelInput(by=by, reason=reason)
+        wait = self._decide_wait if wait_s is None else timedelta(seconds=wait_s)
+        handle = self.temporal.get_workflow_handle(run_id)
+        try:
+            receipt: CancelReceipt = await handle.execute_update(
+                CANCEL_UPDATE, request, result_type=CancelReceipt, rpc_timeout=wait
+            )
+            return receipt
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            return CancelReceipt(run_id=run_id, status="pending", by=by, reason=reason)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise CancelRefusedError(
+                cause.message if isinstance(cause, ApplicationError) else str(exc)
+            ) from exc
+        except RPCError as exc:
+            if not _finished(exc):
+                raise _rpc_error(run_id, exc) from exc
+        ended, record = await self._how_it_ended(run_id)
+        if ended != "cancelled":
+            raise CancelRefusedError(f"run {run_id} has finished ({ended}); nothing to cancel")
+        return CancelReceipt(
+            run_id=run_id,
+            status="duplicate",
+            by=record.by if record else None,
+            reason=record.reason if record else None,
+            requested_at=record.requested_at if record else None,
+        )
+
+    async def _how_it_ended(self, run_id: str) -> tuple[str, CancelRecord | None]:
+        """A closed run's final status (as `status` would say it) and its cancellation, if any."""
+        handle = self.temporal.get_workflow_handle(run_id)
+        try:
+            described = await handle.describe()
+            if described.status != WorkflowExecutionStatus.COMPLETED:
+                state = described.status.name.lower() if described.status else "closed"
+                return ("cancelled" if state == "canceled" else state.replace("_", " ")), None
+            if described.workflow_type == TASK_WORKFLOW:
+                task = await self.temporal.get_workflow_handle(run_id, result_type=TaskOutcome).result()
+                return task.status, task.cancellation
+            result = await self._handle(run_id).result()
+        except RPCError as exc:
+            raise _rpc_error(run_id, exc) from exc
+        return result.status.value, result.cancellation
 
     async def status(self, run_id: str) -> PipelineStatus:
         try:
@@ -252,6 +327,11 @@ def _deadline_order(p: PendingApproval) -> float:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _finished(exc: RPCError) -> bool:
+    """An update to a run that has already closed."""
+    return exc.status == RPCStatusCode.NOT_FOUND and "already completed" in exc.message
 
 
 def _rpc_error(run_id: str, exc: RPCError) -> Exception:

@@ -9,6 +9,8 @@ TASK_WORKFLOW = "BoomerAngTask"
 # What a pipeline run accepts from people: one update, three signals, one query.
 DECIDE_UPDATE = "decide"
 DECISION_SIGNALS = ("approve", "reject", "decide")
+# Pipelines and tasks both take it: who cancels and why, then the run stops (workflows/cancellation.py).
+CANCEL_UPDATE = "cancel"
 STATUS_QUERY = "status"
 
 # Typed search attributes, upserted as a run moves so the Temporal UI can list

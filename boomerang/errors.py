@@ -17,3 +17,7 @@ class InvalidDecisionError(BoomerangError):
 
 class TaskFailedError(BoomerangError):
     """A specialist task failed or was refused (unknown type, bad payload, over budget)."""
+
+
+class CancelRefusedError(BoomerangError):
+    """The run would not be cancelled (it has finished otherwise); the message says why."""

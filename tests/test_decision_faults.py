@@ -131,7 +131,7 @@ async def test_misspelled_signal_and_update_names_are_refused_visibly(
     assert status.decisions == () and [cp.name for cp in status.pending] == [FIRST]
     cause = update.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.message == "unknown update 'approval'; this run accepts decide"
+    assert cause.message == "unknown update 'approval'; this run accepts decide, cancel"
 
 
 async def test_a_decision_no_worker_takes_is_pending_then_lands_once(

@@ -95,6 +95,8 @@ class ApprovalBook:
         self.iterations: dict[str, int] = {p.name: 0 for p in spec.phases}
         self.pivots = 0
         self._phase_index: int | None = None
+        # Set when the run was cancelled: every checkpoint is closed for good.
+        self.cancelled = False
 
     # -- checking ----------------------------------------------------------------
 
@@ -109,6 +111,8 @@ class ApprovalBook:
         """
         if d.decision_id is not None and d.decision_id in self._receipts:
             return self._receipts[d.decision_id].model_copy(update={"status": ReceiptStatus.DUPLICATE})
+        if self.cancelled:
+            raise InvalidDecisionError(f"the run was cancelled; {d.checkpoint} takes no more decisions")
         gate = self._gates.get(d.checkpoint)
         if gate is None:
             known = ", ".join(self._gates)
@@ -361,6 +365,20 @@ class ApprovalBook:
 
     def expire(self, name: str) -> None:
         self._gates[name].status = CheckpointStatus.EXPIRED
+
+    def cancel_open(self) -> list[str]:
+        """The run is cancelled: close what is open (returned) and drop held decisions."""
+        self.cancelled = True
+        closed = [g.spec.name for g in self._gates.values() if g.status is CheckpointStatus.OPEN]
+        for name in closed:
+            self._gates[name].status = CheckpointStatus.CANCELLED
+        for held in self._held.values():
+            self._receipts.pop(held.decision_id, None)
+        self._held.clear()
+        return closed
+
+    def title(self, name: str) -> str:
+        return self._gates[name].spec.title
 
     def reopen_from(self, phase_index: int) -> None:
         """An iterate or pivot: checkpoints from `phase_index` on will open again."""

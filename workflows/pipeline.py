@@ -8,13 +8,14 @@ written to the Charter and the Ledger by an activity.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue, ValidationError
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.budget import BudgetActivities, BudgetCheckInput
     from activities.dispatch import DispatchActivities
     from boomerang.constants import (
+        CANCEL_UPDATE,
         DECIDE_UPDATE,
         DECISION_SIGNALS,
         PIPELINE_WORKFLOW,
@@ -30,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SA_STATUS,
         SA_TENANT,
     )
+    from boomerang.models.cancel import CancelReceipt
     from boomerang.models.decisions import (
         CheckpointContext,
         DecisionInput,
@@ -53,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.pipelines import startup_validation_pipeline
     from modal_app.contracts import PhaseRequest
     from workflows.approvals import ApprovalBook, InvalidDecisionError
+    from workflows.cancellation import Cancellation
     from workflows.checkpoint_context import budget_checkpoint_context, phase_checkpoint_context
     from workflows.recording import EventLog
     from workflows.task import BoomerAngTask
@@ -62,7 +66,10 @@ INVALID_DECISION = "InvalidDecision"
 UNKNOWN_UPDATE = "UnknownUpdate"
 PHASE_FAILED = "PhaseFailed"
 _CONTINUE = (Decision.APPROVE, Decision.OVERRIDE_PROCEED)
-_FINAL = frozenset({RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED})
+_FINAL = frozenset(
+    {RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED, RunStatus.CANCELLED}
+)
+_UPDATES = (DECIDE_UPDATE, CANCEL_UPDATE)
 
 
 class _Stop(Exception):
@@ -90,14 +97,22 @@ class ValidationPipeline:
         self._events = EventLog(
             run_id=workflow.info().workflow_id, tenant=inp.tenant, project_id=inp.project_id
         )
+        self._cancellation = Cancellation(workflow.info().workflow_id)
+        self._end_reason = ""
 
     @workflow.run
     async def run(self, inp: PipelineInput) -> PipelineResult:
         writer = self._events.start()
+        self._cancellation.attach()
         try:
-            return await self._run_phases(inp)
-        except _Stop as stop:
-            return await self._finish(stop.status, stop.reason)
+            try:
+                return await self._run_phases(inp)
+            except _Stop as stop:
+                return await self._finish(stop.status, stop.reason)
+        except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as exc:
+            if not is_cancelled_exception(exc):
+                raise
+            return await self._cancelled()
         finally:
             writer.cancel()
 
@@ -175,6 +190,8 @@ class ValidationPipeline:
             )
             specialists = {t.task_type: await self._run_task(phase, t, hypothesis) for t in phase.tasks}
         except (ActivityError, ChildWorkflowError) as exc:
+            if is_cancelled_exception(exc):
+                raise  # the run is being cancelled: not a failure of the phase
             cause = exc.cause
             detail = str(cause) if cause is not None else str(exc)
             self._emit(
@@ -223,6 +240,9 @@ class ValidationPipeline:
             ),
             id=f"{self._events.run_id}/task-{self._children:03d}-{task.task_type}",
         )
+        if outcome.status == "cancelled":
+            # The child took the cancel and ended cleanly; the run stops here too.
+            raise asyncio.CancelledError(f"task {outcome.task_id} was cancelled")
         return outcome.output
 
     # -- budget --------------------------------------------------------------------
@@ -388,14 +408,55 @@ class ValidationPipeline:
 
     @workflow.update(dynamic=True)
     def unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
-        raise ApplicationError(
-            _unknown("update", name, (DECIDE_UPDATE,)), type=UNKNOWN_UPDATE, non_retryable=True
-        )
+        raise ApplicationError(_unknown("update", name, _UPDATES), type=UNKNOWN_UPDATE, non_retryable=True)
 
     @unknown_update.validator
     def _validate_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
-        raise ApplicationError(
-            _unknown("update", name, (DECIDE_UPDATE,)), type=UNKNOWN_UPDATE, non_retryable=True
+        raise ApplicationError(_unknown("update", name, _UPDATES), type=UNKNOWN_UPDATE, non_retryable=True)
+
+    # -- cancel (workflows/cancellation.py says why an update) -------------------------
+
+    @workflow.update(name=CANCEL_UPDATE)
+    async def cancel(self, payload: Any) -> CancelReceipt:
+        inp = self._cancellation.validate(payload, ended=self._ended())
+        if not self._cancellation.request(inp):
+            return self._cancellation.receipt("duplicate")
+        # Answer once the run has taken it: checkpoints closed, status cancelled.
+        await workflow.wait_condition(lambda: self._status in _FINAL)
+        if self._status is not RunStatus.CANCELLED:  # it finished otherwise in the same instant
+            self._cancellation.validate(payload, ended=self._status.value)
+        return self._cancellation.receipt("applied")
+
+    @cancel.validator
+    def _validate_cancel(self, payload: Any) -> None:
+        self._cancellation.validate(payload, ended=self._ended())
+
+    def _ended(self) -> str | None:
+        """The final status when the run ended other than cancelled, else None."""
+        return (
+            None if self._status not in _FINAL or self._status is RunStatus.CANCELLED else self._status.value
+        )
+
+    async def _cancelled(self) -> PipelineResult:
+        """The main flow was cancelled (by the `cancel` update or by Temporal): end cleanly."""
+        if self._status in _FINAL:  # a Temporal cancel that came while the run was ending anyway
+            self._cancellation.taken()
+            await self._events.flush()
+            if self._status is RunStatus.FAILED:
+                raise ApplicationError(self._end_reason, type=PHASE_FAILED, non_retryable=True)
+            return self._result(self._status, self._end_reason)
+        details = self._cancellation.ledger_details()
+        record = self._cancellation.taken()
+        for name in self._book.cancel_open():
+            self._emit(
+                EventKind.CHECKPOINT_CANCELLED,
+                status="cancelled",
+                checkpoint=name,
+                message=f"{self._book.title(name)}: closed, the run was cancelled",
+                details=details,
+            )
+        return await self._finish(
+            RunStatus.CANCELLED, self._cancellation.reason(), approver=record.by, details=details
         )
 
     @workflow.signal(name="approve")
@@ -451,6 +512,7 @@ class ValidationPipeline:
             iterations=dict(self._book.iterations),
             pivots=self._book.pivots,
             outputs=dict(self._outputs),
+            cancellation=self._cancellation.record,
         )
 
     # -- events and visibility ---------------------------------------------------
@@ -475,24 +537,30 @@ class ValidationPipeline:
             details={"reason": reason, "via": via},
         )
 
-    async def _finish(self, status: RunStatus, reason: str) -> PipelineResult:
+    async def _finish(self, status: RunStatus, reason: str, **fields: Any) -> PipelineResult:
         kind = {
             RunStatus.COMPLETED: EventKind.PIPELINE_COMPLETED,
             RunStatus.REJECTED: EventKind.PIPELINE_REJECTED,
             RunStatus.EXPIRED: EventKind.PIPELINE_EXPIRED,
             RunStatus.FAILED: EventKind.PIPELINE_FAILED,
+            RunStatus.CANCELLED: EventKind.PIPELINE_CANCELLED,
         }[status]
-        finished = self._emit(kind, status=status.value, message=f"Validation {status.value}")
+        finished = self._emit(kind, status=status.value, message=f"Validation {status.value}", **fields)
+        self._end_reason = reason
         self._publish(status)
         # Decisions waiting for a checkpoint that will not open now answer before the run ends.
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._notify(finished)
         await self._events.flush()
+        return self._result(status, reason)
+
+    def _result(self, status: RunStatus, reason: str) -> PipelineResult:
         return PipelineResult(
             status=status,
             outputs=dict(self._outputs),
             decisions=tuple(self._book.decisions),
             reason=reason,
+            cancellation=self._cancellation.record if status is RunStatus.CANCELLED else None,
         )
 
     def _phase_context(self, cp: CheckpointSpec) -> CheckpointContext:

@@ -15,16 +15,19 @@ completion, failure and a budget stop are also sent to it (signed, retried).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.dispatch import DispatchActivities
     from activities.tasks import TaskActivities
-    from boomerang.constants import TASK_WORKFLOW
+    from boomerang.constants import CANCEL_UPDATE, TASK_WORKFLOW
+    from boomerang.models.cancel import CancelReceipt
     from boomerang.models.events import EventKind, RunEvent
     from boomerang.models.tasks import (
         Attribution,
@@ -37,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from boomerang.webhooks.models import CallbackRecord
     from modal_app.contracts import TaskRequest
+    from workflows.cancellation import Cancellation
     from workflows.recording import EventLog
     from workflows.webhooks import send_webhook
 
@@ -54,14 +58,82 @@ class BoomerAngTask:
         )
         self._webhook_url = None if inp.webhook_url is None else str(inp.webhook_url)
         self._callbacks: dict[str, CallbackRecord] = {}
+        self._cancellation = Cancellation(self._task_id)
+        self._state: Literal["running", "completed", "failed", "cancelled"] = "running"
+        self._planned: TaskPlan | None = None
+        # How the task ended, kept so that a Temporal cancel arriving as it ends changes nothing.
+        self._ending: TaskOutcome | ApplicationError | None = None
 
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskOutcome:
         writer = self._events.start()
+        self._cancellation.attach()
         try:
             return await self._run(inp)
+        except (asyncio.CancelledError, ActivityError) as exc:
+            if not is_cancelled_exception(exc):
+                raise
+            return await self._cancelled(inp)
         finally:
             writer.cancel()
+
+    # -- cancel (workflows/cancellation.py says why an update) -------------------------
+
+    @workflow.update(name=CANCEL_UPDATE)
+    async def cancel(self, payload: Any) -> CancelReceipt:
+        inp = self._cancellation.validate(payload, ended=self._ended())
+        if not self._cancellation.request(inp):
+            return self._cancellation.receipt("duplicate")
+        await workflow.wait_condition(lambda: self._state != "running")
+        if self._state != "cancelled":  # it finished otherwise in the same instant
+            self._cancellation.validate(payload, ended=self._state)
+        return self._cancellation.receipt("applied")
+
+    @cancel.validator
+    def _validate_cancel(self, payload: Any) -> None:
+        self._cancellation.validate(payload, ended=self._ended())
+
+    def _ended(self) -> str | None:
+        return None if self._state in ("running", "cancelled") else self._state
+
+    def _end(self, ending: TaskOutcome | ApplicationError) -> None:
+        self._ending = ending
+        self._state = ending.status if isinstance(ending, TaskOutcome) else "failed"
+
+    async def _cancelled(self, inp: TaskInput) -> TaskOutcome:
+        """The task was cancelled (by the `cancel` update, by Temporal, or with its pipeline)."""
+        if self._ending is not None:  # a Temporal cancel that came while it was ending anyway
+            self._cancellation.taken()
+            await self._events.flush()
+            if isinstance(self._ending, ApplicationError):
+                raise self._ending
+            return self._ending
+        plan = self._planned
+        who = plan.boomer_ang_id if plan else inp.boomer_ang_id
+        details = self._cancellation.ledger_details()
+        record = self._cancellation.taken()
+        self._state = "cancelled"
+        cancelled = self._events.emit(
+            EventKind.TASK_CANCELLED,
+            status="cancelled",
+            phase=inp.phase,
+            boomer_ang_id=who,
+            task_type=plan.task_type if plan else inp.task_type,
+            message=f"{who or 'The task'} was cancelled",
+            approver=record.by,
+            details=details,
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._notify(cancelled)
+        await self._events.flush()
+        return TaskOutcome(
+            task_id=self._task_id,
+            run_id=self._events.run_id,
+            boomer_ang_id=who or "",
+            task_type=plan.task_type if plan else inp.task_type,
+            status="cancelled",
+            cancellation=record,
+        )
 
     async def _run(self, inp: TaskInput) -> TaskOutcome:
         plan = await self._plan(inp)
@@ -76,6 +148,7 @@ class BoomerAngTask:
                 cost=plan.estimate,
                 details={"reason": reason},
             )
+            self._end(ApplicationError(reason, type=OVER_BUDGET, non_retryable=True))
             await self._notify(budget)
             await self._events.flush()
             raise ApplicationError(reason, type=OVER_BUDGET, non_retryable=True)
@@ -91,6 +164,8 @@ class BoomerAngTask:
         try:
             outcome = await self._dispatch(inp, plan, request)
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise  # the task is being cancelled: not a failure
             error = str(exc.cause or exc)
             failed = self._events.emit(
                 EventKind.TASK_FAILED,
@@ -98,6 +173,11 @@ class BoomerAngTask:
                 **fields,
                 message=f"{plan.boomer_ang_id} could not complete the task",
                 details={"error": error, "error_type": type(exc.cause).__name__},
+            )
+            self._end(
+                ApplicationError(
+                    f"task {self._task_id} failed: {error}", type=TASK_FAILED, non_retryable=True
+                )
             )
             await self._notify(failed)
             await self._events.flush()
@@ -118,9 +198,7 @@ class BoomerAngTask:
                 "warnings": list(result.warnings),
             },
         )
-        await self._notify(completed)
-        await self._events.flush()
-        return TaskOutcome(
+        done = TaskOutcome(
             task_id=self._task_id,
             run_id=self._events.run_id,
             boomer_ang_id=plan.boomer_ang_id,
@@ -131,6 +209,10 @@ class BoomerAngTask:
             execution_time_s=result.execution_time_s,
             cost_usd=outcome.cost.total_cost,
         )
+        self._end(done)
+        await self._notify(completed)
+        await self._events.flush()
+        return done
 
     # -- compute callbacks and webhooks ---------------------------------------------
 
@@ -150,7 +232,7 @@ class BoomerAngTask:
 
     async def _plan(self, inp: TaskInput) -> TaskPlan:
         try:
-            return await workflow.execute_activity_method(
+            self._planned = await workflow.execute_activity_method(
                 TaskActivities.plan_task,
                 PlanTaskInput(
                     task_type=inp.task_type,
@@ -159,7 +241,10 @@ class BoomerAngTask:
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
             )
+            return self._planned
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
             error = str(exc.cause or exc)
             failed = self._events.emit(
                 EventKind.TASK_FAILED,
@@ -169,6 +254,7 @@ class BoomerAngTask:
                 message="The task could not be started",
                 details={"error": error},
             )
+            self._end(ApplicationError(error, type=TASK_FAILED, non_retryable=True))
             await self._notify(failed)
             await self._events.flush()
             raise ApplicationError(error, type=TASK_FAILED, non_retryable=True) from exc

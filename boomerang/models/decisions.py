@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from boomerang.models.cancel import CancelRecord
 from boomerang.models.pipeline import Decision
 
 
@@ -92,6 +93,8 @@ class CheckpointStatus(StrEnum):
     OPEN = "open"
     DECIDED = "decided"
     EXPIRED = "expired"
+    # The run was cancelled while it waited; it takes no more decisions.
+    CANCELLED = "cancelled"
 
 
 class OptionEffect(BaseModel):
@@ -157,6 +160,7 @@ class RunStatus(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class PipelineStatus(BaseModel):
@@ -176,6 +180,8 @@ class PipelineStatus(BaseModel):
     iterations: dict[str, int]
     pivots: int
     outputs: dict[str, JsonValue]
+    # Who cancelled the run and why, once it was cancelled (`by` None: a Temporal cancel).
+    cancellation: CancelRecord | None = None
 
 
 class PipelineResult(BaseModel):
@@ -185,3 +191,4 @@ class PipelineResult(BaseModel):
     outputs: dict[str, JsonValue]
     decisions: tuple[DecisionRecord, ...]
     reason: str = ""
+    cancellation: CancelRecord | None = None

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
 
+from boomerang.models.cancel import CancelRecord
 from boomerang.models.events import CostBreakdown
 from boomerang.money import Usd
 from modal_app.contracts import FunctionResult
@@ -106,3 +107,5 @@ class TaskOutcome(BaseModel):
     execution_time_s: float | None = None
     cost_usd: Usd = Decimal(0)
     error: str | None = None
+    # Who cancelled the task and why, when it was cancelled.
+    cancellation: CancelRecord | None = None

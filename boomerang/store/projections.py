@@ -23,7 +23,11 @@ _TERMINAL: dict[EventKind, str] = {
     EventKind.PIPELINE_REJECTED: "rejected",
     EventKind.PIPELINE_EXPIRED: "expired",
     EventKind.PIPELINE_FAILED: "failed",
+    EventKind.PIPELINE_CANCELLED: "cancelled",
 }
+_CLOSES_APPROVAL = frozenset(
+    {EventKind.CHECKPOINT_DECIDED, EventKind.CHECKPOINT_EXPIRED, EventKind.CHECKPOINT_CANCELLED}
+)
 _RUN_STATUS: dict[EventKind, str] = {
     EventKind.PIPELINE_STARTED: "running",
     EventKind.PHASE_STARTED: "running",
@@ -76,6 +80,7 @@ def check_projectable(event: RunEvent) -> None:
         EventKind.CHECKPOINT_OPENED,
         EventKind.CHECKPOINT_DECIDED,
         EventKind.CHECKPOINT_EXPIRED,
+        EventKind.CHECKPOINT_CANCELLED,
     }
     if event.kind in needs_checkpoint and not event.checkpoint:
         raise InvalidEventError(f"{event.kind.value} needs a checkpoint name")
@@ -107,13 +112,13 @@ async def project(cur: AsyncCursor[Any], event: RunEvent) -> None:
         )
     if event.kind is EventKind.CHECKPOINT_OPENED:
         await cur.execute(_OPEN_APPROVAL, {**params, "deadline": as_utc(event.deadline)})
-    elif event.kind in (EventKind.CHECKPOINT_DECIDED, EventKind.CHECKPOINT_EXPIRED):
-        expired = event.kind is EventKind.CHECKPOINT_EXPIRED
+    elif event.kind in _CLOSES_APPROVAL:
+        expired = event.kind is not EventKind.CHECKPOINT_DECIDED  # closed with no decision
         await cur.execute(
             _CLOSE_APPROVAL,
             {
                 **params,
-                "status": "expired"
+                "status": event.kind.value.removeprefix("checkpoint_")
                 if expired
                 else _APPROVAL_STATUS.get(event.decision or "", event.decision),
                 "decided_by": None if expired else pg_text(event.approver),
