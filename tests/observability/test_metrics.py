@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -147,3 +151,32 @@ async def test_webhook_attempts_count_by_outcome_once_each(event_store: EventSto
     assert value(m, "boomerang_webhook_deliveries_total", outcome="disabled") == 1
     assert value(m, "boomerang_webhook_dead_letters_total") == 1
     assert "s3cr3t-query" not in text and run not in text
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "observability"
+_NAME = re.compile(r"\b((?:boomerang|temporal)_[a-z0-9_]+)\b")
+
+
+def exported_names(*texts: str) -> set[str]:
+    """Every series name a scrape can hold, from its `# TYPE` lines (families with no samples too)."""
+    names: set[str] = set()
+    for text in texts:
+        for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
+            if kind == "counter":  # the text format names a counter's family with its _total
+                names.add(name if name.endswith("_total") else f"{name}_total")
+            elif kind == "histogram":
+                names |= {name + s for s in ("_bucket", "_sum", "_count")}
+            else:
+                names.add(name)
+    return names
+
+
+def test_every_metric_the_dashboard_and_alerts_name_is_exported(observed: Observed) -> None:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yaml").read_text())
+    exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    named = {n for e in exprs for n in _NAME.findall(e)}
+    assert len(named) >= 20
+    missing = named - exported_names(observed.worker_metrics, observed.api_metrics)
+    assert not missing, f"named in deploy/observability but not exported: {sorted(missing)}"
