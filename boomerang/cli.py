@@ -9,6 +9,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import structlog
@@ -31,6 +32,7 @@ from boomerang.models.decisions import (
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.models.tasks import TaskInput
 from boomerang.settings import Settings
+from boomerang.spec_files import SpecFileError, load_spec
 from boomerang.store.cli import charter_command, cost_command, ledger_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -89,14 +91,21 @@ def pipeline_start(
     budget_usd: Annotated[
         str | None, typer.Option(help="USD the run may spend before it asks (approve_budget_increase).")
     ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="A pipeline file (YAML or JSON); default: the startup pipeline.")
+    ] = None,
 ) -> None:
     """Start a validation pipeline and print its run id."""
+    try:
+        pipeline = None if spec is None else load_spec(spec)
+    except SpecFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--spec") from None
     try:
         inp = PipelineInput.model_validate(
             {
                 "tenant": tenant, "project_id": project_id, "brief": brief,
                 "roster": _parse_roster(roster), "context": json.loads(context), "webhook_url": webhook_url,
-                "budget_usd": budget_usd,
+                "budget_usd": budget_usd, "spec": pipeline,
             }
         )  # fmt: skip
     except ValidationError as exc:

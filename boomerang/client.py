@@ -13,6 +13,9 @@ import secrets
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -41,6 +44,8 @@ from boomerang.errors import (
     BoomerangError,
     CancelRefusedError,
     InvalidDecisionError,
+    RunStuckError,
+    RunUnresponsiveError,
     TaskFailedError,
     UnknownRunError,
 )
@@ -56,6 +61,7 @@ from boomerang.models.decisions import (
 )
 from boomerang.models.pipeline import PipelineInput
 from boomerang.models.tasks import TaskInput, TaskOutcome
+from boomerang.pipelines import startup_validation_pipeline
 from boomerang.settings import Settings
 from boomerang.store import queries
 from boomerang.store.charter import CharterRow
@@ -143,7 +149,11 @@ class BoomerangClient:
     # -- runs ----------------------------------------------------------------------
 
     async def start_pipeline(self, inp: PipelineInput, *, run_id: str | None = None) -> str:
+        """Start a run; without a spec it gets the default pipeline as it is now, in its
+        input, so a later edit of the default never changes it while it runs."""
         admit(inp, self._webhook_policy)  # raises InputRefused naming the field
+        if inp.spec is None:
+            inp = inp.model_copy(update={"spec": startup_validation_pipeline()})
         run_id = run_id or new_run_id(inp.project_id)
         await self.temporal.start_workflow(
             PIPELINE_WORKFLOW,
@@ -261,13 +271,50 @@ class BoomerangClient:
         return result.status.value, result.cancellation
 
     async def status(self, run_id: str) -> PipelineStatus:
+        """The run's `status` query; `RunStuckError` (one line) if it cannot make progress."""
+        handle = self._handle(run_id)
         try:
-            status: PipelineStatus = await self._handle(run_id).query(
-                STATUS_QUERY, result_type=PipelineStatus
+            # A query needs a workflow task that succeeds: on a run whose tasks keep failing
+            # it would hang and time out with an opaque error, so ask history first.
+            stuck = await self._failing_task(handle)
+            if stuck is not None:
+                raise RunStuckError(f"run {run_id} cannot make progress: {stuck}")
+            status: PipelineStatus = await handle.query(
+                STATUS_QUERY, result_type=PipelineStatus, rpc_timeout=self._decide_wait
             )
             return status
         except RPCError as exc:
+            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                stuck = await self._failing_task(handle)
+                if stuck is not None:
+                    raise RunStuckError(f"run {run_id} cannot make progress: {stuck}") from None
+                raise RunUnresponsiveError(
+                    f"run {run_id} did not answer in {self._decide_wait.total_seconds():g}s: is a worker "
+                    f"polling task queue {self._task_queue!r}?"
+                ) from None
             raise _rpc_error(run_id, exc) from exc
+
+    async def _failing_task(self, handle: WorkflowHandle[object, PipelineResult]) -> str | None:
+        """Why the run's workflow task keeps failing, or None when it does not."""
+        described = await handle.describe()
+        pending = described.raw_description.pending_workflow_task
+        if not described.raw_description.HasField("pending_workflow_task") or pending.attempt < 2:
+            return None
+        reply = await self.temporal.workflow_service.get_workflow_execution_history_reverse(
+            GetWorkflowExecutionHistoryReverseRequest(
+                namespace=self.temporal.namespace,
+                execution=WorkflowExecution(workflow_id=handle.id),
+                maximum_page_size=50,
+            )
+        )
+        for event in reply.history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                failure = event.workflow_task_failed_event_attributes.failure
+                messages = [failure.message]
+                if failure.HasField("cause"):
+                    messages.append(failure.cause.message)
+                return f"its workflow task fails ({pending.attempt} attempts): {_one_line(messages)}"
+        return f"its workflow task has failed {pending.attempt} times"
 
     async def result(self, run_id: str) -> PipelineResult:
         return await self._handle(run_id).result()
@@ -307,7 +354,10 @@ class BoomerangClient:
             query += f" AND BoomerangTenant = '{_quote(tenant)}'"
         found: list[PendingApproval] = []
         async for execution in self.temporal.list_workflows(query):
-            status = await self.status(execution.id)
+            try:
+                status = await self.status(execution.id)
+            except RunStuckError:
+                continue  # nothing it says can be trusted; `status` names the failure
             found.extend(
                 PendingApproval(
                     run_id=execution.id,
@@ -318,6 +368,17 @@ class BoomerangClient:
                 for cp in status.pending
             )
         return sorted(found, key=_deadline_order)
+
+
+def _one_line(messages: list[str]) -> str:
+    """Failure messages (a pydantic error spans lines) as one line, without doc links."""
+    lines = [line.strip() for m in messages for line in m.splitlines()]
+    kept = [
+        re.sub(r"\s*\[type=[^\]]*\]", "", line)
+        for line in lines
+        if line and not line.startswith("For further")
+    ]
+    return ": ".join(kept)
 
 
 def _deadline_order(p: PendingApproval) -> float:

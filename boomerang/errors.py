@@ -11,6 +11,15 @@ class UnknownRunError(BoomerangError):
     """No run has that id (or it belongs to another tenant)."""
 
 
+class RunStuckError(BoomerangError):
+    """The run cannot make progress: its workflow task fails every time (e.g. an input
+    this worker cannot decode). The message gives the failure in one line."""
+
+
+class RunUnresponsiveError(BoomerangError):
+    """The run did not answer in time: no worker is polling its task queue, or all are busy."""
+
+
 class InvalidDecisionError(BoomerangError):
     """The run refused a decision; the message says why."""
 

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
 
     # Request bodies larger than this are refused with 413 (boomerang/api/hardening.py).
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     # Browser origins allowed to call the API (CORS), e.g. https://app.example.com; comma-separated
     # or a JSON list. Empty: no CORS headers at all, so browsers on other origins are refused.
     api_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()

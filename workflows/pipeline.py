@@ -53,11 +53,11 @@ with workflow.unsafe.imports_passed_through():
         budget_checkpoint,
     )
     from boomerang.models.tasks import Attribution, DispatchInput, TaskInput
-    from boomerang.pipelines import startup_validation_pipeline
     from modal_app.contracts import PhaseRequest
     from workflows.approvals import ApprovalBook, InvalidDecisionError
     from workflows.cancellation import Cancellation
     from workflows.checkpoint_context import budget_checkpoint_context, phase_checkpoint_context
+    from workflows.legacy_spec import SPEC_OF_RUNS_WITHOUT_ONE
     from workflows.recording import EventLog
     from workflows.task import BoomerAngTask
     from workflows.webhooks import checkpoint_data, send_webhook
@@ -86,7 +86,8 @@ class ValidationPipeline:
     @workflow.init
     def __init__(self, inp: PipelineInput) -> None:
         self._inp = inp
-        self._spec = inp.spec or startup_validation_pipeline()
+        # Front doors always send the spec; only runs started before they did lack one.
+        self._spec = inp.spec or SPEC_OF_RUNS_WITHOUT_ONE
         self._budget = inp.budget_usd
         floating = (budget_checkpoint(),) if inp.budget_usd is not None else ()
         self._book = ApprovalBook(self._spec, inp.roster, floating=floating)

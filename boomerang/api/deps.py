@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from boomerang.client import BoomerangClient
 from boomerang.constants import SA_TENANT
+from boomerang.errors import RunStuckError, RunUnresponsiveError
 from boomerang.settings import Settings
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.webhooks.signing import WebhookSigner
@@ -54,6 +55,10 @@ async def upstream(what: str, timeout_s: float) -> AsyncIterator[None]:
             yield
     except TimeoutError:
         raise HTTPException(504, f"{what}: Temporal did not answer in {timeout_s:g}s") from None
+    except RunStuckError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except RunUnresponsiveError as exc:
+        raise HTTPException(504, str(exc)) from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(404, f"{what}: not found") from None

@@ -37,7 +37,7 @@ async def kickoff(body: KickoffRequest, token: Approver, ctx: Ctx, response: Res
     return KickoffResponse(run_id=run_id, status_url=f"/status/{run_id}")
 
 
-@router.get("/status/{run_id}", response_model=PipelineStatus, responses=errors(401, 404, 503, 504))
+@router.get("/status/{run_id}", response_model=PipelineStatus, responses=errors(401, 404, 409, 503, 504))
 async def status(run_id: RunId, token: Caller, ctx: Ctx) -> PipelineStatus:
     """Where the run is: phase, pending checkpoints with deadlines, decisions so far."""
     described = await owned_run(ctx, run_id, token.tenant)

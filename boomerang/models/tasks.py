@@ -17,7 +17,7 @@ from modal_app.contracts import FunctionResult
 class TaskInput(BaseModel):
     """Input of the `BoomerAngTask` workflow; new fields must have defaults."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     tenant: str = Field(min_length=1, max_length=200)
     task_type: str = Field(min_length=1, max_length=100)
@@ -40,7 +40,7 @@ class TaskInput(BaseModel):
 class Attribution(BaseModel):
     """Who a compute call is for: where its cost lands in the Ledger."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     run_id: str
     tenant: str
@@ -51,7 +51,7 @@ class Attribution(BaseModel):
 
 
 class DispatchInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     function: str
     payload: dict[str, JsonValue]
@@ -85,7 +85,7 @@ class TaskPlan(BaseModel):
 
 
 class PlanTaskInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     task_type: str
     boomer_ang_id: str | None = None
