@@ -279,9 +279,9 @@ class BoomerangClient:
             stuck = await self._failing_task(handle)
             if stuck is not None:
                 raise RunStuckError(f"run {run_id} cannot make progress: {stuck}")
-            status: PipelineStatus = await handle.query(
-                STATUS_QUERY, result_type=PipelineStatus, rpc_timeout=self._decide_wait
-            )
+            # No timeout of our own: after a worker dies, a query waits for its workflow
+            # task to time out (10 s) before another worker answers.
+            status: PipelineStatus = await handle.query(STATUS_QUERY, result_type=PipelineStatus)
             return status
         except RPCError as exc:
             if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
@@ -289,8 +289,7 @@ class BoomerangClient:
                 if stuck is not None:
                     raise RunStuckError(f"run {run_id} cannot make progress: {stuck}") from None
                 raise RunUnresponsiveError(
-                    f"run {run_id} did not answer in {self._decide_wait.total_seconds():g}s: is a worker "
-                    f"polling task queue {self._task_queue!r}?"
+                    f"run {run_id} did not answer: is a worker polling task queue {self._task_queue!r}?"
                 ) from None
             raise _rpc_error(run_id, exc) from exc
 

@@ -7,19 +7,22 @@ from decimal import Decimal
 
 import pytest
 
+from boomerang.errors import InvalidDecisionError
 from boomerang.models.decisions import CheckpointStatus, DecisionInput
 from boomerang.models.pipeline import Decision, budget_checkpoint
 from boomerang.money import usd_text
 from boomerang.pipelines import startup_validation_pipeline
-from workflows.approvals import ApprovalBook, InvalidDecisionError
+from workflows.approvals import ApprovalBook
 from workflows.checkpoint_context import DEFAULT_WHY, budget_checkpoint_context, phase_checkpoint_context
+from workflows.machine import PipelineMachine
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ROSTER: dict[str, tuple[str, ...]] = {"founder": ("alice",), "finance": ("bob",)}
 
 
-def _book() -> ApprovalBook:
-    return ApprovalBook(startup_validation_pipeline(), ROSTER)
+def _book(machine: PipelineMachine | None = None) -> ApprovalBook:
+    spec = startup_validation_pipeline()
+    return ApprovalBook(spec, ROSTER, rules=machine or PipelineMachine(spec))
 
 
 def _d(checkpoint: str = "approve_founders_brief", **kw: object) -> DecisionInput:
@@ -37,9 +40,10 @@ def test_held_decision_lands_when_its_checkpoint_opens() -> None:
 
 
 def test_a_held_decision_that_became_invalid_is_refused_on_open() -> None:
-    book = _book()
+    machine = PipelineMachine(startup_validation_pipeline())
+    book = _book(machine)
     book.submit(_d(decision="iterate"), now=NOW, via="signal:decide", hold_upcoming=True)
-    book.iterations["onboarding"] = 3  # the bound was reached meanwhile
+    machine.iterations["onboarding"] = 3  # the bound was reached meanwhile
     refused = book.open("approve_founders_brief", now=NOW, deadline=NOW + timedelta(days=7))
     assert refused is not None and "the most allowed (3)" in refused.reason
     assert not book.settled("approve_founders_brief")
@@ -84,13 +88,9 @@ def test_expired_checkpoint_refuses_late_decisions() -> None:
     assert book._gates["approve_founders_brief"].status is CheckpointStatus.EXPIRED
 
 
-@pytest.mark.parametrize(("target", "expected"), [(None, 1), ("vpc_discovery", 1), (0, 0), ("2", 2)])
-def test_pivot_target_resolution(target: str | int | None, expected: int) -> None:
-    assert _book().pivot_target(2, target) == expected
-
-
 def test_empty_roster_lets_any_named_person_decide() -> None:
-    book = ApprovalBook(startup_validation_pipeline(), {})
+    spec = startup_validation_pipeline()
+    book = ApprovalBook(spec, {}, rules=PipelineMachine(spec))
     book.open("approve_founders_brief", now=NOW, deadline=NOW + timedelta(days=7))
     assert book.submit(_d(approver="anyone"), now=NOW, via="update", hold_upcoming=False).status == "applied"
 

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
+from boomerang.errors import InvalidDecisionError
 from boomerang.models.decisions import DecisionRecord, RunStatus
 from boomerang.models.pipeline import Decision, ExpiryPolicy
 from boomerang.pipelines import startup_validation_pipeline
 from workflows.machine import (
     Finish,
-    InvalidDecisionError,
     OpenCheckpoint,
     OverBudget,
     PipelineMachine,

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import JsonValue
 
+from boomerang.errors import InvalidDecisionError
 from boomerang.models.decisions import (
     CheckpointStatus,
     CheckpointView,
@@ -32,12 +34,16 @@ from boomerang.models.decisions import (
 )
 from boomerang.models.pipeline import BUDGET_CHECKPOINT, CheckpointSpec, Decision, PipelineSpec
 
+
+class DecisionRules(Protocol):
+    """The rules of the run's progression a decision must meet (iterate and pivot bounds):
+    `workflows.machine.PipelineMachine`."""
+
+    def check(self, phase_index: int | None, decision: Decision, target_phase: str | int | None) -> None: ...
+
+
 # Checkpoints that belong to no phase (the budget gate) open in whichever phase needs them.
 ANY_PHASE = -1
-
-
-class InvalidDecisionError(ValueError):
-    """A decision that cannot land; the message says why, for the person who sent it."""
 
 
 @dataclass
@@ -78,6 +84,7 @@ class ApprovalBook:
         roster: dict[str, tuple[str, ...]],
         *,
         floating: Sequence[CheckpointSpec] = (),
+        rules: DecisionRules,
     ) -> None:
         self._spec = spec
         self._roster = roster
@@ -92,8 +99,7 @@ class ApprovalBook:
         self._auto_ids = 0
         self.decisions: list[DecisionRecord] = []
         self.refused: list[RefusedInput] = []
-        self.iterations: dict[str, int] = {p.name: 0 for p in spec.phases}
-        self.pivots = 0
+        self._rules = rules
         self._phase_index: int | None = None
         # Set when the run was cancelled: every checkpoint is closed for good.
         self.cancelled = False
@@ -195,38 +201,8 @@ class ApprovalBook:
         )
 
     def _check_bounds(self, gate: _Gate, d: DecisionInput) -> None:
-        if gate.phase_index == ANY_PHASE:
-            return
-        phase = self._spec.phases[gate.phase_index]
-        if d.decision is Decision.ITERATE and self.iterations[phase.name] >= phase.max_iterations:
-            raise InvalidDecisionError(
-                f"phase {phase.name} has been iterated {self.iterations[phase.name]} times, "
-                f"the most allowed ({phase.max_iterations}); approve, reject or pivot instead"
-            )
-        if d.decision is Decision.PIVOT:
-            if self.pivots >= self._spec.max_pivots:
-                raise InvalidDecisionError(
-                    f"this run has pivoted {self.pivots} times, the most allowed ({self._spec.max_pivots})"
-                )
-            self.pivot_target(gate.phase_index, d.target_phase)
-
-    def pivot_target(self, from_index: int, target: str | int | None) -> int:
-        """The phase a pivot goes back to: named, numbered, or by default the previous one."""
-        if target is None:
-            return max(0, from_index - 1)
-        if isinstance(target, int) or target.isdigit():
-            index = int(target)
-        else:
-            try:
-                index = self._spec.phase_index(target)
-            except KeyError:
-                names = ", ".join(p.name for p in self._spec.phases)
-                raise InvalidDecisionError(f"unknown target_phase {target!r}; phases: {names}") from None
-        if not 0 <= index <= from_index:
-            raise InvalidDecisionError(
-                f"target_phase must be this phase or an earlier one (0..{from_index}), got {target!r}"
-            )
-        return index
+        index = None if gate.phase_index == ANY_PHASE else gate.phase_index
+        self._rules.check(index, d.decision, d.target_phase)
 
     def opens_next(self, d: DecisionInput) -> bool:
         """`d` is for the opening this run opens next, with nobody's input: its checkpoint is
@@ -303,8 +279,10 @@ class ApprovalBook:
     # -- the workflow's side -----------------------------------------------------
 
     def enter_phase(self, index: int) -> None:
-        """The run is now running phase `index` (its checkpoints open next)."""
+        """The run is now running phase `index`: its checkpoints, and those of every later
+        phase, open (again) from here."""
         self._phase_index = index
+        self.reopen_from(index)
 
     def open(
         self,

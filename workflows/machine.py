@@ -20,13 +20,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import assert_never
 
+from boomerang.errors import InvalidDecisionError
 from boomerang.models.decisions import DecisionRecord, RunStatus
 from boomerang.models.pipeline import CheckpointSpec, Decision, ExpiryPolicy, PhaseSpec, PipelineSpec
-
-
-class InvalidDecisionError(ValueError):
-    """A decision that cannot land; the message says why, for the person who sent it."""
-
 
 # -- commands ----------------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""How people reach a running pipeline: the `decide` and `cancel` updates, the
+`approve` / `reject` / `decide` signals, and names the run does not know.
+
+`RunIntake` is a base class of `ValidationPipeline` holding its handlers; they read
+and change the run only through its `ApprovalBook`, its `Cancellation` and its
+`RunReporter`. Every decision lands through `ApprovalBook.submit`, so it is checked
+and lands the same way whichever door it came through. Workflow code only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import JsonValue, ValidationError
+
+    from boomerang.constants import CANCEL_UPDATE, DECIDE_UPDATE, DECISION_SIGNALS
+    from boomerang.errors import InvalidDecisionError
+    from boomerang.models.cancel import CancelReceipt
+    from boomerang.models.decisions import DecisionInput, DecisionReceipt, RunStatus
+    from boomerang.models.pipeline import Decision
+    from workflows.approvals import ApprovalBook
+    from workflows.cancellation import Cancellation
+    from workflows.reporting import RunReporter
+
+INVALID_DECISION = "InvalidDecision"
+UNKNOWN_UPDATE = "UnknownUpdate"
+FINAL = frozenset(
+    {RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED, RunStatus.CANCELLED}
+)
+_UPDATES = (DECIDE_UPDATE, CANCEL_UPDATE)
+
+
+class RunIntake:
+    _book: ApprovalBook
+    _cancellation: Cancellation
+    _report: RunReporter
+
+    # -- decide ------------------------------------------------------------------------
+
+    @workflow.update(name=DECIDE_UPDATE)
+    async def decide(self, payload: Any) -> DecisionReceipt:
+        d = parse_decision("update", DECIDE_UPDATE, payload, None)
+        if self._book.opens_next(d):
+            # The running phase opens this checkpoint when it is done. Its result may be
+            # in this very workflow task, behind the decision (a worker restart delivers
+            # both at once), so wait for it rather than refuse what `status` showed open.
+            await workflow.wait_condition(
+                lambda: not self._book.opens_next(d) or self._report.status in FINAL
+            )
+            if self._report.status in FINAL:
+                raise ApplicationError(
+                    f"the run ended ({self._report.status.value}) before {d.checkpoint} opened",
+                    type=INVALID_DECISION,
+                    non_retryable=True,
+                )
+        try:
+            return self._book.submit(d, now=workflow.now(), via="update", hold_upcoming=False)
+        except InvalidDecisionError as exc:
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
+
+    @decide.validator
+    def _validate_decide(self, payload: Any) -> None:
+        try:
+            d = parse_decision("update", DECIDE_UPDATE, payload, None)
+            self._book.check(d, hold_upcoming=False, defer_next=True)
+        except InvalidDecisionError as exc:
+            # `from None`: the cause would print the message twice, typed differently.
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
+
+    # -- cancel (workflows/cancellation.py says why an update) -------------------------
+
+    @workflow.update(name=CANCEL_UPDATE)
+    async def cancel(self, payload: Any) -> CancelReceipt:
+        inp = self._cancellation.validate(payload, ended=self._ended())
+        if not self._cancellation.request(inp):
+            return self._cancellation.receipt("duplicate")
+        # Answer once the run has taken it: checkpoints closed, status cancelled.
+        await workflow.wait_condition(lambda: self._report.status in FINAL)
+        if self._report.status is not RunStatus.CANCELLED:  # it finished otherwise in the same instant
+            self._cancellation.validate(payload, ended=self._report.status.value)
+        return self._cancellation.receipt("applied")
+
+    @cancel.validator
+    def _validate_cancel(self, payload: Any) -> None:
+        self._cancellation.validate(payload, ended=self._ended())
+
+    def _ended(self) -> str | None:
+        """The final status when the run ended other than cancelled, else None."""
+        status = self._report.status
+        return None if status not in FINAL or status is RunStatus.CANCELLED else status.value
+
+    @workflow.update(dynamic=True)
+    def unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        raise ApplicationError(_unknown("update", name, _UPDATES), type=UNKNOWN_UPDATE, non_retryable=True)
+
+    @unknown_update.validator
+    def _validate_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        raise ApplicationError(_unknown("update", name, _UPDATES), type=UNKNOWN_UPDATE, non_retryable=True)
+
+    # -- signals -----------------------------------------------------------------------
+
+    @workflow.signal(name=DECISION_SIGNALS[0])
+    def approve_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[0], payload, Decision.APPROVE)
+
+    @workflow.signal(name=DECISION_SIGNALS[1])
+    def reject_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[1], payload, Decision.REJECT)
+
+    @workflow.signal(name=DECISION_SIGNALS[2])
+    def decide_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[2], payload, None)
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """A misspelled signal name is a refused input, not a silent no-op."""
+        payload: JsonValue = None
+        if args:
+            try:
+                payload = workflow.payload_converter().from_payload(args[0].payload)
+            except Exception:  # any payload at all: keep the refusal, drop what cannot be read
+                payload = None
+        self._refuse_signal(name, payload, _unknown("signal", name, DECISION_SIGNALS))
+
+    def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
+        """Signals cannot answer, so a bad one is kept as refused rather than lost."""
+        try:
+            decision = parse_decision("signal", name, payload, forced)
+            self._book.submit(decision, now=workflow.now(), via=f"signal:{name}", hold_upcoming=True)
+        except InvalidDecisionError as exc:
+            self._refuse_signal(name, payload, str(exc))
+
+    def _refuse_signal(self, name: str, payload: Any, reason: str) -> None:
+        via = f"signal:{name}"
+        checkpoint = payload.get("checkpoint") if isinstance(payload, dict) else None
+        self._book.refuse(now=workflow.now(), via=via, reason=reason, payload=payload)
+        self._report.refused(checkpoint if isinstance(checkpoint, str) else None, reason, via=via)
+
+
+def _unknown(kind: str, name: str, accepted: Sequence[str]) -> str:
+    return f"unknown {kind} {name!r}; this run accepts {', '.join(accepted)}"
+
+
+def parse_decision(kind: str, name: str, payload: Any, forced: Decision | None) -> DecisionInput:
+    """A decision from a signal's or the update's JSON, or one line saying what to fix."""
+    example = '{"checkpoint": "approve_founders_brief", "approver": "alice"}'
+    if isinstance(payload, DecisionInput):
+        return payload
+    if not isinstance(payload, dict):
+        raise InvalidDecisionError(f"the {name} {kind} takes one JSON object, e.g. {example}")
+    data = dict(payload)
+    if forced is not None:
+        if data.get("decision", forced.value) != forced.value:
+            raise InvalidDecisionError(
+                f"the {name} signal cannot carry decision {data['decision']!r}; use the decide signal"
+            )
+        data["decision"] = forced.value
+    elif kind == "signal" and "decision" not in data:
+        raise InvalidDecisionError('the decide signal needs a "decision" (approve, reject, iterate, ...)')
+    try:
+        return DecisionInput.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidDecisionError(f"invalid {name} {kind}: {problems}") from None

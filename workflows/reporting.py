@@ -1,0 +1,75 @@
+"""What a pipeline run tells the outside: events, webhooks, and what the Temporal UI lists.
+
+`RunReporter.emit` queues a `RunEvent` for the Charter and the Ledger (the EventLog
+writes it beside the run), `notify` starts its signed webhook, and `publish` upserts
+the search attributes and current details the UI filters on. Workflow code only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import JsonValue
+
+    from boomerang.constants import SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
+    from boomerang.models.decisions import RunStatus
+    from boomerang.models.events import EventKind, RunEvent
+    from boomerang.models.pipeline import PhaseSpec, PipelineInput
+    from workflows.approvals import ApprovalBook
+    from workflows.machine import PipelineMachine
+    from workflows.recording import EventLog
+    from workflows.webhooks import send_webhook
+
+
+class RunReporter:
+    def __init__(
+        self, inp: PipelineInput, *, events: EventLog, book: ApprovalBook, machine: PipelineMachine
+    ) -> None:
+        self._inp = inp
+        self.events = events
+        self._book = book
+        self._machine = machine
+        self.status = RunStatus.RUNNING
+
+    def emit(self, kind: EventKind, **fields: Any) -> RunEvent:
+        """Queue an event of the current phase (unless `phase` is given) for the Charter and Ledger."""
+        phase = self._machine.phase
+        fields.setdefault("phase", phase.name if phase else None)
+        return self.events.emit(kind, **fields)
+
+    async def notify(self, event: RunEvent, payload: dict[str, JsonValue] | None = None) -> None:
+        """Start the signed notification of `event` if the run has a webhook URL (never waits on it)."""
+        if self._inp.webhook_url is not None:
+            await send_webhook(event, url=str(self._inp.webhook_url), payload=payload)
+
+    def refused(self, checkpoint: str | None, reason: str, *, via: str) -> None:
+        """A refused input, in the Ledger (and, customer-safe, the Charter)."""
+        known = checkpoint if checkpoint and self._machine.spec.find_checkpoint(checkpoint) else None
+        self.emit(
+            EventKind.CHECKPOINT_REFUSED,
+            status="refused",
+            checkpoint=known,
+            message="A decision was refused",
+            details={"reason": reason, "via": via},
+        )
+
+    def publish(self, status: RunStatus) -> None:
+        """The run's status, phase and what it waits for, as the Temporal UI lists them."""
+        self.status = status
+        phase: PhaseSpec | None = self._machine.phase
+        awaiting = self._book.awaiting()
+        workflow.upsert_search_attributes(
+            [
+                SA_STATUS.value_set(status.value),
+                SA_TENANT.value_set(self._inp.tenant),
+                SA_PHASE.value_set(phase.name) if phase else SA_PHASE.value_unset(),
+                SA_AWAITING.value_set(awaiting) if awaiting else SA_AWAITING.value_unset(),
+            ]
+        )
+        waiting = ", ".join(awaiting) or "nothing"
+        workflow.set_current_details(
+            f"**{status.value}** · phase {phase.title if phase else '-'} · awaiting {waiting}"
+        )
