@@ -128,17 +128,17 @@ def test_only_the_checkpoint_the_running_phase_opens_next_is_waited_for() -> Non
 def test_checkpoint_context_says_what_each_option_does_and_keeps_money_from_customers() -> None:
     spec = startup_validation_pipeline()
     gate = spec.phases[0].checkpoints[0]
-    context = phase_checkpoint_context(
-        spec, phase_index=0, checkpoint=gate, output={"summary": "a brief", "x": 1}, iterations=3, pivots=0
-    )
+    machine = PipelineMachine(spec, index=0)
+    machine.iterations["onboarding"] = 3
+    context = phase_checkpoint_context(machine, gate, {"summary": "a brief", "x": 1})
     assert context.summary == "a brief"
     assert (context.recommendation, context.why) == (Decision.APPROVE, DEFAULT_WHY)
     effects = {o.decision: o.effect for o in context.options}
     assert effects[Decision.APPROVE] == "accept and run Phase 1 · VPC Discovery"
     assert effects[Decision.ITERATE] == "not available: all 3 iterations of onboarding are used"
     # A function that reports nothing of its own still gets a summary from its fields.
-    bare = phase_checkpoint_context(spec, phase_index=4, checkpoint=spec.phases[4].checkpoints[1],
-                                    output={"b": 1, "a": 2}, iterations=0, pivots=1)  # fmt: skip
+    machine = PipelineMachine(spec, index=4, pivots=1)
+    bare = phase_checkpoint_context(machine, spec.phases[4].checkpoints[1], {"b": 1, "a": 2})
     assert bare.summary == "output fields: a, b"
     assert {o.decision: o.effect for o in bare.options}[Decision.APPROVE] == (
         "accept and finish the run (completed)"

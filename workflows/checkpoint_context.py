@@ -17,21 +17,18 @@ from pydantic import JsonValue
 from boomerang.models.decisions import CheckpointContext, OptionEffect
 from boomerang.models.pipeline import CheckpointSpec, Decision, PipelineSpec
 from boomerang.money import usd_text
+from workflows.machine import PipelineMachine
 
 _SUMMARY_CHARS = 500
 DEFAULT_WHY = "the checkpoint's default; the phase gave no recommendation of its own"
 
 
 def phase_checkpoint_context(
-    spec: PipelineSpec,
-    *,
-    phase_index: int,
-    checkpoint: CheckpointSpec,
-    output: JsonValue,
-    iterations: int,
-    pivots: int,
+    machine: PipelineMachine, checkpoint: CheckpointSpec, output: JsonValue
 ) -> CheckpointContext:
-    """Context of a checkpoint that gates phase `phase_index`, whose output is `output`."""
+    """Context of a checkpoint of the machine's current phase, whose output is `output`."""
+    spec, phase_index = machine.spec, machine.index or 0
+    iterations, pivots = machine.iterations[spec.phases[phase_index].name], machine.pivots
     out = output if isinstance(output, dict) else {}
     decision, why = _recommendation(checkpoint, out)
     return CheckpointContext(

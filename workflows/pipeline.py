@@ -24,9 +24,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.budget import BudgetActivities, BudgetCheckInput
     from activities.dispatch import DispatchActivities
     from boomerang.constants import PIPELINE_WORKFLOW, STATUS_QUERY
-    from boomerang.models.decisions import CheckpointContext, PipelineResult, PipelineStatus, RunStatus
+    from boomerang.models.decisions import PipelineResult, PipelineStatus, RunStatus
     from boomerang.models.events import EventKind
-    from boomerang.models.pipeline import CheckpointSpec, PhaseTask, PipelineInput, budget_checkpoint
+    from boomerang.models.pipeline import PhaseTask, PipelineInput, budget_checkpoint
     from boomerang.models.tasks import Attribution, DispatchInput, TaskInput
     from modal_app.contracts import PhaseRequest
     from workflows.approvals import ApprovalBook
@@ -37,17 +37,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.legacy_spec import SPEC_OF_RUNS_WITHOUT_ONE
     from workflows.machine import Finish, OpenCheckpoint, OverBudget, PipelineMachine, RunPhase
     from workflows.recording import EventLog
-    from workflows.reporting import RunReporter
+    from workflows.reporting import FINISHED, RunReporter
     from workflows.task import BoomerAngTask
 
 PHASE_FAILED = "PhaseFailed"
-_FINISHED = {
-    RunStatus.COMPLETED: EventKind.PIPELINE_COMPLETED,
-    RunStatus.REJECTED: EventKind.PIPELINE_REJECTED,
-    RunStatus.EXPIRED: EventKind.PIPELINE_EXPIRED,
-    RunStatus.FAILED: EventKind.PIPELINE_FAILED,
-    RunStatus.CANCELLED: EventKind.PIPELINE_CANCELLED,
-}
 
 
 class _Stop(Exception):
@@ -102,8 +95,8 @@ class ValidationPipeline(RunIntake):
                     await self._run_phase(command)
                     command = self._machine.phase_done()
                 case OpenCheckpoint(index=index, checkpoint=cp):
-                    context = self._phase_context(cp)
                     phase = self._spec.phases[index].name
+                    context = phase_checkpoint_context(self._machine, cp, self._outputs.get(phase))
                     record = await await_checkpoint(
                         cp, context, book=self._book, report=self._report, phase=phase
                     )
@@ -259,7 +252,7 @@ class ValidationPipeline(RunIntake):
 
     async def _finish(self, status: RunStatus, reason: str, **fields: object) -> PipelineResult:
         message = f"Validation {status.value}"
-        finished = self._report.emit(_FINISHED[status], status=status.value, message=message, **fields)
+        finished = self._report.emit(FINISHED[status], status=status.value, message=message, **fields)
         self._end_reason = reason
         self._report.publish(status)
         # Decisions waiting for a checkpoint that will not open now answer before the run ends.
@@ -296,16 +289,4 @@ class ValidationPipeline(RunIntake):
             pivots=self._machine.pivots,
             outputs=dict(self._outputs),
             cancellation=self._cancellation.record,
-        )
-
-    def _phase_context(self, cp: CheckpointSpec) -> CheckpointContext:
-        index = self._machine.index or 0
-        phase = self._spec.phases[index]
-        return phase_checkpoint_context(
-            self._spec,
-            phase_index=index,
-            checkpoint=cp,
-            output=self._outputs.get(phase.name),
-            iterations=self._machine.iterations[phase.name],
-            pivots=self._machine.pivots,
         )

@@ -24,6 +24,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.webhooks import send_webhook
 
 
+# The event that ends a run, by how it ended.
+FINISHED = {
+    RunStatus.COMPLETED: EventKind.PIPELINE_COMPLETED,
+    RunStatus.REJECTED: EventKind.PIPELINE_REJECTED,
+    RunStatus.EXPIRED: EventKind.PIPELINE_EXPIRED,
+    RunStatus.FAILED: EventKind.PIPELINE_FAILED,
+    RunStatus.CANCELLED: EventKind.PIPELINE_CANCELLED,
+}
+
+
 class RunReporter:
     def __init__(
         self, inp: PipelineInput, *, events: EventLog, book: ApprovalBook, machine: PipelineMachine
