@@ -1,7 +1,10 @@
 """Recorded histories replay against today's ValidationPipeline without nondeterminism.
 
 The JSON files in tests/histories/ were produced by `python -m tests.histories.record_history`
-with the workflow code of the time. A change that alters the commands a running
+with the workflow code of the time. Those in tests/histories/before_core_redesign/ were
+recorded before the pipeline became an executor of its state machine and before runs
+carried their own spec (`spec` is None in their input): runs like them may still be in
+flight for days, so they must replay too. A change that alters the commands a running
 workflow issues (a new activity, a reordered timer) breaks replay of runs already in
 flight in production; this test is where that shows, before a deploy does. When a
 change is meant to be incompatible, gate it with `workflow.patched` or rerun the
@@ -34,7 +37,9 @@ CHECKPOINTS = [c.name for p in startup_validation_pipeline().phases for c in p.c
 
 
 def _load(name: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"history-{name}", (HISTORIES / f"{name}.json").read_text())
+    return WorkflowHistory.from_json(
+        f"history-{name.replace('/', '-')}", (HISTORIES / f"{name}.json").read_text()
+    )
 
 
 def _result(history: WorkflowHistory) -> PipelineResult:
@@ -50,14 +55,34 @@ def _replayer(*workflows: type) -> Replayer:
     return Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
 
 
-@pytest.mark.parametrize("name", ["happy_path", "rejected", "expired"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(f"before_core_redesign/{n}" for n in ("happy_path", "rejected", "expired")),
+        "happy_path",
+        "rejected",
+        "expired",
+    ],
+)
 async def test_recorded_history_replays(name: str) -> None:
     result = await _replayer(ValidationPipeline).replay_workflow(_load(name))
     assert result.replay_failure is None
 
 
-def test_happy_path_history_covers_every_checkpoint_iterate_and_pivot() -> None:
-    result = _result(_load("happy_path"))
+def test_the_older_histories_are_of_runs_without_a_spec_and_the_new_ones_carry_it() -> None:
+    def started_input(history: WorkflowHistory) -> PipelineInput:
+        first = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        (inp,) = pydantic_data_converter.payload_converter.from_payloads(first, [PipelineInput])
+        assert isinstance(inp, PipelineInput)
+        return inp
+
+    assert started_input(_load("before_core_redesign/happy_path")).spec is None
+    assert started_input(_load("happy_path")).spec == startup_validation_pipeline()
+
+
+@pytest.mark.parametrize("prefix", ["before_core_redesign/", ""])
+def test_happy_path_history_covers_every_checkpoint_iterate_and_pivot(prefix: str) -> None:
+    result = _result(_load(f"{prefix}happy_path"))
     assert result.status is RunStatus.COMPLETED
     assert list(result.outputs) == list(PHASES)
     assert {d.checkpoint for d in result.decisions} == set(CHECKPOINTS)
