@@ -37,9 +37,9 @@ CHECKPOINTS = [c.name for p in startup_validation_pipeline().phases for c in p.c
 
 
 def _load(name: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(
-        f"history-{name.replace('/', '-')}", (HISTORIES / f"{name}.json").read_text()
-    )
+    # The workflow id the run had (child ids derive from it), whichever folder it is in.
+    text = (HISTORIES / f"{name}.json").read_text()
+    return WorkflowHistory.from_json(f"history-{Path(name).name}", text)
 
 
 def _result(history: WorkflowHistory) -> PipelineResult:
