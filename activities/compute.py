@@ -6,10 +6,11 @@ from typing import Any, Protocol
 
 from temporalio import activity
 
+from boomerang.errors import BoomerangError
 from modal_app.registry import Registry
 
 
-class ComputeError(Exception):
+class ComputeError(BoomerangError):
     """A compute function failed. `permanent` means a retry cannot help."""
 
     def __init__(self, message: str, *, error_type: str, permanent: bool, traceback: str = "") -> None:

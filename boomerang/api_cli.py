@@ -30,6 +30,7 @@ from temporalio.client import Client
 from boomerang.api import create_app
 from boomerang.client import BoomerangClient
 from boomerang.connect import connect_temporal
+from boomerang.errors import BoomerangError
 from boomerang.logs import configure_logging
 from boomerang.settings import Settings
 from boomerang.store.cli import run_with_pool
@@ -161,7 +162,7 @@ async def serve_api(
         await pool.close()
 
 
-class ApiStartError(RuntimeError):
+class ApiStartError(BoomerangError, RuntimeError):
     """The HTTP API could not start (uvicorn has logged why)."""
 
 

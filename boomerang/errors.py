@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from modal_app.errors import BoomerangError
 
-class BoomerangError(Exception):
-    """Base of every error Boomerang raises to its callers."""
+__all__ = [
+    "BoomerangError",
+    "CancelRefusedError",
+    "InvalidDecisionError",
+    "RunStuckError",
+    "RunUnresponsiveError",
+    "TaskFailedError",
+    "UnknownRunError",
+]
 
 
 class UnknownRunError(BoomerangError):

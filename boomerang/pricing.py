@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from boomerang.errors import BoomerangError
 from boomerang.models.events import CostBreakdown
 from modal_app.contracts import FunctionResult, TokenUsage
 
@@ -39,7 +40,7 @@ _MIB_PER_GIB = Decimal(1024)
 _MILLION = Decimal(1_000_000)
 
 
-class UnknownPriceError(LookupError):
+class UnknownPriceError(BoomerangError, LookupError):
     """The price table has no rate for this GPU or model."""
 
 

@@ -14,6 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+# Bodies and callers have always imported it from here.
+from modal_app.errors import PermanentError as PermanentError
+
 
 class TokenUsage(BaseModel):
     """Tokens one model call used; `model` is the price-table name of the model."""
@@ -102,7 +105,3 @@ class FunctionError(BaseModel):
     message: str
     permanent: bool
     traceback: str = ""
-
-
-class PermanentError(Exception):
-    """A failure no retry can fix (bad input, rejected credentials). Base for domain errors."""

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from modal_app import text
 from modal_app.contracts import PermanentError, TokenUsage
+from modal_app.errors import BoomerangError
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 OFFLINE_PROVIDER = "offline"
@@ -58,7 +59,7 @@ class ChatReply(BaseModel):
     usage: TokenUsage
 
 
-class LLMError(Exception):
+class LLMError(BoomerangError):
     """The chat API did not give a usable answer; a later retry may."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:

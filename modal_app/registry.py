@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modal_app.contracts import FunctionError, TaskRequest
+from modal_app.errors import BoomerangError
 from modal_app.functions import (
     PHASE_FUNCTIONS,
     Body,
@@ -164,7 +165,7 @@ def builtin_registry() -> Registry:
     return registry
 
 
-class RegistryModuleError(ImportError):
+class RegistryModuleError(BoomerangError, ImportError):
     """A module named in BOOMERANG_COMPUTE_MODULES cannot be imported or has no `register`."""
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from modal_app import analysis, text
 from modal_app.contracts import FunctionOutput, TaskRequest, TokenUsage
+from modal_app.errors import PermanentError
 from modal_app.llm import OFFLINE_PROVIDER, ChatClient, ChatMessage, chat_client_from_env
 
 P = TypeVar("P", bound=BaseModel)
@@ -28,7 +29,7 @@ _FENCE = re.compile(r"```([\w+#.-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(.*\S)")
 
 
-class PayloadError(ValueError):
+class PayloadError(PermanentError, ValueError):
     """A task's payload does not fit its specialist; the message names the field."""
 
 

@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from boomerang.admission import InputRefused
+from boomerang.errors import BoomerangError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,7 +40,7 @@ ECHO_CHARS = 200
 MAX_ERRORS = 20
 
 
-class BodyRefused(Exception):  # reads as what happened
+class BodyRefused(BoomerangError):  # reads as what happened
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from boomerang.errors import BoomerangError
 from boomerang.settings import Settings
 
 
@@ -78,7 +79,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class EmbeddedPostgresError(RuntimeError):
+class EmbeddedPostgresError(BoomerangError, RuntimeError):
     """The embedded PostgreSQL did not start; the message names its log."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from boomerang.errors import BoomerangError
 
-class StoreError(Exception):
+
+class StoreError(BoomerangError):
     """Base of every error raised by `boomerang.store`."""
 
 

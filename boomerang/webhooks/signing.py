@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
+from boomerang.errors import BoomerangError
+
 SECRET_PREFIX = "whsec_"  # noqa: S105  # the scheme's marker, not a secret
 TOLERANCE = timedelta(minutes=5)
 ID_HEADER = "webhook-id"
@@ -38,7 +40,7 @@ _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _DIGEST_SIZE = hashlib.sha256().digest_size
 
 
-class WebhookVerificationError(Exception):
+class WebhookVerificationError(BoomerangError):
     """A received webhook cannot be trusted; the subclass says why."""
 
 
@@ -62,7 +64,7 @@ class BadSignatureError(WebhookVerificationError):
     """No signature matches: the body was altered, or it was signed with another secret."""
 
 
-class InvalidSecretError(ValueError):
+class InvalidSecretError(BoomerangError, ValueError):
     """The configured secret is not `whsec_` followed by base64 of at least 16 bytes."""
 
 
