@@ -4,7 +4,8 @@ Each attempt — success, failure, timeout or cancellation — becomes one Ledge
 `compute_attempt` event keyed by the activity attempt, so money spent twice shows
 twice and a retried write of the same attempt shows once. The workflow's own
 events (phase/task completed) carry no cost columns, so a run's Ledger total is the
-sum of its attempts.
+sum of its attempts. An attempt killed with its worker is settled by the next one
+under its own key (`activities.attempts`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.attempts import AttemptBeat, LostAttempt, attempt_key, lost_attempts
 from activities.compute import ComputeBackend, ComputeError, cancel_is_final
 from activities.records import EventSink
 from boomerang.models.events import CostBreakdown, EventKind, RunEvent
@@ -39,10 +41,14 @@ class Dispatcher:
 
     async def run(self, inp: DispatchInput) -> DispatchOutcome:
         info = activity.info()
+        # Before this attempt beats (and so replaces what the server kept of the last one).
+        await self._settle_lost(inp, lost_attempts(info.heartbeat_details, info.attempt))
         started = time.monotonic()
         dispatched_at = datetime.now(UTC)
         beat = (
-            None if _heartbeats_itself(self._backend) else asyncio.create_task(_beat(inp.heartbeat_every_s))
+            None
+            if _heartbeats_itself(self._backend)
+            else asyncio.create_task(_beat(inp.heartbeat_every_s, info.attempt, dispatched_at.timestamp()))
         )
         try:
             # One cadence, decided by the workflow from the activity's heartbeat timeout:
@@ -102,11 +108,27 @@ class Dispatcher:
         return DispatchOutcome(result=result, cost=cost, attempt=info.attempt)
 
     def _elapsed_cost(self, function: str, started: float) -> CostBreakdown:
+        return self._cost_of_seconds(function, time.monotonic() - started)
+
+    def _cost_of_seconds(self, function: str, seconds: float) -> CostBreakdown:
         try:
             fn = self._registry.lookup(function)
         except LookupError:
             return CostBreakdown(price_table_version=self._prices.version)
-        return estimate_function(self._prices, fn, seconds=time.monotonic() - started)
+        return estimate_function(self._prices, fn, seconds=seconds)
+
+    async def _settle_lost(self, inp: DispatchInput, lost: list[LostAttempt]) -> None:
+        """A row for each earlier attempt that died unrecorded (a no-op for those that did not)."""
+        for dead in lost:
+            await self._record(
+                inp,
+                self._cost_of_seconds(inp.function, dead.seconds),
+                status="lost",
+                seconds=dead.seconds,
+                attempt=dead.attempt,
+                extra={"settled_by_attempt": activity.info().attempt, "reason": dead.reason}
+                | ({"call_id": dead.call_id} if dead.call_id else {}),
+            )
 
     async def _record(
         self,
@@ -119,8 +141,10 @@ class Dispatcher:
         runtime: str | None = None,
         seconds: float | None = None,
         extra: dict[str, Any] | None = None,
+        attempt: int | None = None,
     ) -> None:
         info = activity.info()
+        attempt = attempt or info.attempt
         who = inp.attribution
         details: dict[str, Any] = {
             "function": inp.function,
@@ -132,9 +156,9 @@ class Dispatcher:
         details |= extra or {}
         await self._events.record(
             RunEvent(
-                # One key per activity attempt: a retried write of this attempt is a no-op,
-                # a new attempt (new money) is a new row.
-                event_key=f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/attempt-{info.attempt}",
+                # One key per activity attempt: a retried write of this attempt (or the next
+                # attempt settling it) is a no-op, a new attempt (new money) is a new row.
+                event_key=attempt_key(info.workflow_id, info.workflow_run_id, info.activity_id, attempt),
                 run_id=who.run_id,
                 tenant=who.tenant,
                 project_id=who.project_id,
@@ -145,8 +169,8 @@ class Dispatcher:
                 boomer_ang_id=who.boomer_ang_id,
                 task_type=who.task_type,
                 execution_time_s=seconds,
-                message=f"{inp.function} attempt {info.attempt}: {status}",
-                attempt=info.attempt,
+                message=f"{inp.function} attempt {attempt}: {status}",
+                attempt=attempt,
                 cost=cost,
                 details=details,
             )
@@ -158,9 +182,12 @@ def _heartbeats_itself(backend: ComputeBackend) -> bool:
     return bool(getattr(backend, "heartbeats_itself", False))
 
 
-async def _beat(every_s: float) -> None:
+async def _beat(every_s: float, attempt: int, started_at: float) -> None:
     while True:
-        activity.heartbeat()
+        # What the next attempt costs this one by, should this worker die.
+        activity.heartbeat(
+            AttemptBeat(attempt=attempt, started_at=started_at, beat_at=time.time()).model_dump()
+        )
         await asyncio.sleep(every_s)
 
 

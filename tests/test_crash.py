@@ -12,11 +12,13 @@ import asyncio
 import os
 import signal
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.testing import WorkflowEnvironment
 
+from activities.attempts import AttemptBeat
 from boomerang.client import BoomerangClient
 from boomerang.models.decisions import DecisionInput, PipelineResult, RunStatus
 from boomerang.models.pipeline import PipelineInput
 from boomerang.pipelines import startup_validation_pipeline
+from boomerang.store.costs import cost_report, cost_to_date
 from boomerang.store.queries import charter_for_run
 from tests.helpers import (
     BRIEF,
@@ -123,6 +127,41 @@ async def _phase_running(env: WorkflowEnvironment, run_id: str) -> None:
     await wait_until(probe, what=f"a phase of {run_id} to be running")
 
 
+async def _beat_after(env: WorkflowEnvironment, run_id: str, seconds: float) -> None:
+    """Wait until the server holds a heartbeat sent `seconds` into a running phase."""
+    converter = env.client.data_converter
+
+    async def probe() -> bool | None:
+        desc = await env.client.get_workflow_handle(run_id).describe()
+        for pending in desc.raw_description.pending_activities:
+            if pending.activity_type.name != "dispatch" or not pending.heartbeat_details.payloads:
+                continue
+            details = await converter.decode(pending.heartbeat_details.payloads)
+            beat = AttemptBeat.model_validate(details[-1])
+            if beat.seconds >= seconds:
+                return True
+        return None
+
+    await wait_until(probe, what=f"a phase of {run_id} to heartbeat {seconds:g}s in")
+
+
+async def _attempt_rows(store_pool: Pool, run_id: str) -> dict[str, dict[int, tuple[str, float, Decimal]]]:
+    """The run's compute attempts (its specialists' included): activity -> attempt -> row."""
+    async with store_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT event_key, attempt, status, execution_time_s, total_cost FROM ledger"
+            " WHERE run_id = %s AND kind = 'compute_attempt' ORDER BY seq",
+            (run_id,),
+        )
+        rows = await cur.fetchall()
+    activities: dict[str, dict[int, tuple[str, float, Decimal]]] = {}
+    for key, attempt, status, seconds, cost in rows:
+        attempts = activities.setdefault(str(key).rsplit("/", 1)[0], {})
+        assert attempt not in attempts, f"{key} has two rows"
+        attempts[int(attempt)] = (str(status), float(seconds or 0), Decimal(cost))
+    return activities
+
+
 async def _phase_attempts(env: WorkflowEnvironment, run_id: str) -> list[int]:
     """The attempt number of every dispatch activity that completed, in order."""
     history = await env.client.get_workflow_handle(run_id).fetch_history()
@@ -198,22 +237,26 @@ async def test_worker_killed_mid_phase_retries_the_phase(
     tenant = f"crash-{uuid.uuid4().hex[:8]}"
     client = BoomerangClient(dev_env.client, task_queue=task_queue)
     log = tmp_path / "worker.log"
-    # A dead worker's phase is retried once its heartbeat timeout passes; 4 s keeps the
-    # test short with a margin over the 2 s beat (activities.phases.HEARTBEAT_EVERY_S).
+    # A dead worker's phase is retried once its heartbeat timeout passes; 3 s keeps the
+    # test short with a margin over the 1 s beat (a third of it). The SDK sends beats at
+    # most every 0.8 x 3 s, so a 4 s phase lets one beat after its start reach the server.
     base = startup_validation_pipeline()
     spec = base.model_copy(
         update={"phases": tuple(
-            p.model_copy(update={"heartbeat_timeout": timedelta(seconds=4)}) for p in base.phases
+            p.model_copy(update={"heartbeat_timeout": timedelta(seconds=3)}) for p in base.phases
         )}
     )  # fmt: skip
     start = PipelineInput(
-        tenant=tenant, project_id="clinic", brief=BRIEF, spec=spec, context={"work_seconds": 3}
+        tenant=tenant, project_id="clinic", brief=BRIEF, spec=spec, context={"work_seconds": 4}
     )
 
     async with worker_process(dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=log) as first:
+        began = time.time()
         run_id = await client.start_pipeline(start)
         await _phase_running(dev_env, run_id)
+        await _beat_after(dev_env, run_id, 1.0)
         first.kill()
+        ran_at_most = time.time() - began
         assert await first.proc.wait() == -signal.SIGKILL
 
     async with worker_process(dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=log):
@@ -226,3 +269,14 @@ async def test_worker_killed_mid_phase_retries_the_phase(
     assert len(attempts) == len(PHASES)
     assert attempts[0] >= 2, f"onboarding completed on attempt {attempts[0]}; the kill did not land"
     await _assert_charter_once_each(store_pool, run_id, tenant)
+    # Every attempt has its one row; the killed one is costed for what it ran until its
+    # heartbeat stopped: more than nothing, no more than the time before the kill.
+    activities = await _attempt_rows(store_pool, run_id)
+    assert all(sorted(a) == list(range(1, len(a) + 1)) for a in activities.values())
+    killed = [a[1] for a in activities.values() if len(a) == attempts[0] and a[1][0] == "lost"]
+    assert len(killed) == 1, activities
+    _, seconds, cost = killed[0]
+    assert 1.0 <= seconds <= ran_at_most and cost > 0
+    total = sum((row[2] for a in activities.values() for row in a.values()), Decimal(0))
+    report = await cost_report(store_pool, run_id)
+    assert report.total_cost == total == await cost_to_date(store_pool, run_id)
