@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from boomerang.models.budget import BudgetCheck, BudgetCheckInput
 from boomerang.pricing import PriceTable, UnknownPriceError, estimate_function
 from modal_app.registry import Registry
 from modal_app.specialists import UnknownSpecialistError
@@ -16,23 +16,6 @@ from modal_app.specialists import UnknownSpecialistError
 
 class CostReader(Protocol):
     async def cost_to_date(self, run_id: str) -> Decimal: ...
-
-
-class BudgetCheckInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    run_id: str
-    # The work about to be dispatched: a compute function, or a specialist task type.
-    function: str | None = None
-    task_type: str | None = None
-    expected_seconds: float = Field(default=60, gt=0)
-
-
-class BudgetCheck(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    spent_usd: Decimal
-    estimate_usd: Decimal
 
 
 class BudgetActivities:

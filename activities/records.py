@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from boomerang.models.events import RunEvent
+from boomerang.models.events import RecordEventsInput, RunEvent
 from boomerang.store.errors import InvalidEventError
 
 
@@ -16,12 +15,6 @@ class EventSink(Protocol):
     """Where events go: `boomerang.store.recorder.EventStore` in every real deployment."""
 
     async def record(self, event: RunEvent) -> bool: ...
-
-
-class RecordEventsInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    events: tuple[RunEvent, ...]
 
 
 class RecordActivities:

@@ -47,14 +47,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.records import EventSink
 from boomerang.models.events import EventKind, RunEvent
-from boomerang.store.deliveries import DeadLetter, DeliveryAttempt, DeliveryStore
-from boomerang.store.endpoints import EndpointStore
-from boomerang.webhooks.models import (
+from boomerang.models.webhooks import (
     AttemptResult,
     DeadLetterInput,
     WebhookDelivery,
     webhook_body,
 )
+from boomerang.store.deliveries import DeadLetter, DeliveryAttempt, DeliveryStore
+from boomerang.store.endpoints import EndpointStore
 from boomerang.webhooks.signing import WebhookSigner, signed_headers
 from boomerang.webhooks.urls import (
     Resolver,

@@ -21,9 +21,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue
 
-    from activities.budget import BudgetActivities, BudgetCheckInput
+    from activities.budget import BudgetActivities
     from activities.dispatch import DispatchActivities
     from boomerang.constants import PIPELINE_WORKFLOW, STATUS_QUERY
+    from boomerang.models.budget import BudgetCheckInput
     from boomerang.models.decisions import PipelineResult, PipelineStatus, RunStatus
     from boomerang.models.events import EventKind
     from boomerang.models.pipeline import PhaseTask, PipelineInput, budget_checkpoint

@@ -17,8 +17,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.records import RecordActivities, RecordEventsInput
-    from boomerang.models.events import EventKind, RunEvent
+    from activities.records import RecordActivities
+    from boomerang.models.events import EventKind, RecordEventsInput, RunEvent
 
 # Recording must not give up: an event lost is a Charter/Ledger gap. Postgres being
 # down stalls the writes (and `flush`), never the decisions.

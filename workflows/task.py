@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskPlan,
     )
-    from boomerang.webhooks.models import CallbackRecord
+    from boomerang.models.webhooks import CallbackRecord
     from modal_app.contracts import TaskRequest
     from workflows.cancellation import Cancellation
     from workflows.recording import EventLog

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhooks import ENDPOINT_GONE, NOT_CONFIGURED, WebhookActivities
     from boomerang.models.events import RunEvent
     from boomerang.models.pipeline import CheckpointSpec
-    from boomerang.webhooks.models import DeadLetterInput, DeliveryOutcome, DeliveryPolicy, WebhookDelivery
+    from boomerang.models.webhooks import DeadLetterInput, DeliveryOutcome, DeliveryPolicy, WebhookDelivery
 
 WEBHOOK_WORKFLOW = "DeliverWebhook"
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))

@@ -24,8 +24,8 @@ from boomerang.api.auth import Caller
 from boomerang.api.deps import ApiContext, context, upstream
 from boomerang.api.schemas import RUN_ID_PATTERN, CallbackAck, errors
 from boomerang.constants import TASK_WORKFLOW
+from boomerang.models.webhooks import CallbackRecord, ComputeCallback
 from boomerang.store.deliveries import DeadLetter
-from boomerang.webhooks.models import CallbackRecord, ComputeCallback
 from boomerang.webhooks.signing import WebhookVerificationError
 
 log = structlog.get_logger(__name__)

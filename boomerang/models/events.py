@@ -98,3 +98,11 @@ class RunEvent(BaseModel):
     approver: str | None = None
     cost: CostBreakdown | None = None
     details: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class RecordEventsInput(BaseModel):
+    """Input of the `record_events` activity: a batch of a run's events, in order."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    events: tuple[RunEvent, ...]

@@ -17,7 +17,7 @@ from activities.local_backend import LocalBackend
 from activities.records import EventSink
 from boomerang.constants import TASK_WORKFLOW
 from boomerang.models.tasks import TaskInput, TaskOutcome
-from boomerang.webhooks.models import CallbackRecord
+from boomerang.models.webhooks import CallbackRecord
 from boomerang.webhooks.signing import WebhookSigner, generate_secret
 from tests.api import Api, api_fixture  # noqa: F401  (the `api` fixture)
 from tests.webhooks import SECRET

@@ -32,9 +32,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.records import EventSink
     from activities.webhooks import WebhookActivities
     from boomerang.models.events import EventKind, RunEvent
+    from boomerang.models.webhooks import DeliveryPolicy
     from boomerang.store.deliveries import DeliveryStore
     from boomerang.store.endpoints import EndpointStore
-    from boomerang.webhooks.models import DeliveryPolicy
     from boomerang.webhooks.urls import WebhookUrlPolicy
     from tests.http_server import serving
     from workflows.webhooks import DeliverWebhook, send_webhook

@@ -20,9 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.records import EventSink
 from boomerang.binaries import temporal_test_server
 from boomerang.models.events import EventKind, RunEvent
+from boomerang.models.webhooks import DeliveryOutcome, DeliveryPolicy, WebhookDelivery
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.queries import Pool, charter_for_run, ledger_for_run
-from boomerang.webhooks.models import DeliveryOutcome, DeliveryPolicy, WebhookDelivery
 from tests.helpers import wait_until
 from tests.webhooks import FAST, SECRET, Answer, Endpoint, Notifier, NotifyInput, run_id, webhook_worker
 from workflows.webhooks import DeliverWebhook, delivery_workflow_id

@@ -24,12 +24,12 @@ from boomerang.api import create_app
 from boomerang.client import BoomerangClient
 from boomerang.models.pipeline import PipelineInput
 from boomerang.models.tasks import TaskInput
+from boomerang.models.webhooks import DeliveryOutcome
 from boomerang.settings import Settings
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.endpoints import register_endpoint, rotate_secret
 from boomerang.store.queries import Pool
 from boomerang.store.tokens import ApiRole
-from boomerang.webhooks.models import DeliveryOutcome
 from boomerang.webhooks.urls import WebhookUrlPolicy, WebhookUrlRefused, check_webhook_url
 from tests.api import make_token
 from tests.helpers import BRIEF
