@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
 from boomerang.store.anchors import write_anchor
-from boomerang.store.ledger import Pool, anchor
+from boomerang.store.integrity import Pool, anchor
 
 
 class AnchorResult(BaseModel):

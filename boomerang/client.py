@@ -66,7 +66,7 @@ from boomerang.settings import Settings
 from boomerang.store import queries
 from boomerang.store.charter import CharterRow
 from boomerang.store.costs import CostReport, cost_report
-from boomerang.store.ledger import VerifyReport, verify
+from boomerang.store.integrity import VerifyReport, verify
 from boomerang.store.queries import Pool
 from boomerang.webhooks.urls import WebhookUrlPolicy
 

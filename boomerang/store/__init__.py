@@ -17,7 +17,7 @@ from boomerang.store.errors import (
     RetentionError,
     StoreError,
 )
-from boomerang.store.ledger import (
+from boomerang.store.integrity import (
     BreakReason,
     ChainBreak,
     ChainHead,

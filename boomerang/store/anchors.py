@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from boomerang.store.ledger import HEADS, ChainHead
+from boomerang.store.integrity import HEADS, ChainHead
 
 PREFIX = "ledger-anchor-"
 

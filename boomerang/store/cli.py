@@ -26,7 +26,7 @@ from typer.core import TyperGroup
 
 from boomerang.money import usd_text
 from boomerang.settings import Settings
-from boomerang.store import ledger as ledger_ops
+from boomerang.store import integrity as ledger_verify
 from boomerang.store import queries
 from boomerang.store.anchors import latest_anchor, write_anchor
 from boomerang.store.costs import cost_report
@@ -94,22 +94,24 @@ def verify_command(
     directory = anchors_dir or Settings().ledger_anchor_path
     latest = latest_anchor(directory)
     sources = (
-        [(str(anchor_file), ledger_ops.HEADS.validate_json(anchor_file.read_bytes()))] if anchor_file else []
+        [(str(anchor_file), ledger_verify.HEADS.validate_json(anchor_file.read_bytes()))]
+        if anchor_file
+        else []
     )
     if latest is not None:
         sources.append((str(latest[0]), latest[1]))
 
-    async def job(pool: Pool) -> ledger_ops.VerifyReport:
-        report = await ledger_ops.verify(pool, run_id)
+    async def job(pool: Pool) -> ledger_verify.VerifyReport:
+        report = await ledger_verify.verify(pool, run_id)
         breaks, rows = list(report.breaks), report.rows_checked
         # Anchors are always compared, broken chains or not: one bad row must not hide a rewrite.
         for _, heads in sources:
             if run_id is not None:
                 heads = [h for h in heads if h.stream == run_id]
-            anchored = await ledger_ops.verify_against_anchor(pool, heads)
+            anchored = await ledger_verify.verify_against_anchor(pool, heads)
             seen = {(b.stream, b.seq, b.reason) for b in breaks}
             breaks += [b for b in anchored.breaks if (b.stream, b.seq, b.reason) not in seen]
-        return ledger_ops.VerifyReport(
+        return ledger_verify.VerifyReport(
             streams_checked=report.streams_checked, rows_checked=rows, breaks=breaks
         )
 
@@ -135,11 +137,11 @@ def anchor_command(
     ] = None,
 ) -> None:
     """Print every stream's head as JSON (read from the chain itself); keep it outside the database."""
-    heads = run_with_pool(ledger_ops.anchor)
+    heads = run_with_pool(ledger_verify.anchor)
     if to_dir is not None:
         typer.echo(str(write_anchor(to_dir, heads)))
         return
-    typer.echo(ledger_ops.HEADS.dump_json(heads, indent=2).decode())
+    typer.echo(ledger_verify.HEADS.dump_json(heads, indent=2).decode())
 
 
 @ledger_app.command("schedule-anchoring")

@@ -36,7 +36,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from boomerang.store.errors import RetentionError
-from boomerang.store.ledger import ChainHead, check_anchors
+from boomerang.store.integrity import ChainHead, check_anchors
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from boomerang.store.chain import ledger_content, row_hash
-from boomerang.store.ledger import BreakReason, anchor, verify, verify_against_anchor
+from boomerang.store.integrity import BreakReason, anchor, verify, verify_against_anchor
 from boomerang.store.recorder import EventStore
 from tests.store import execute_as, make_event, new_run, paid
 

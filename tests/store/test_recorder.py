@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from boomerang.models.events import EventKind
 from boomerang.store.errors import InvalidEventError
-from boomerang.store.ledger import verify
+from boomerang.store.integrity import verify
 from boomerang.store.queries import ledger_for_run, pending_approvals, run_summary
 from boomerang.store.recorder import EventStore, open_pool
 from tests.store import make_event, new_run, paid

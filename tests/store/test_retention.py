@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from boomerang.store.errors import RetentionError
-from boomerang.store.ledger import anchor, verify, verify_against_anchor
+from boomerang.store.integrity import anchor, verify, verify_against_anchor
 from boomerang.store.migrate import apply_migrations
 from boomerang.store.queries import ledger_for_run
 from boomerang.store.recorder import EventStore, open_pool

@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from activities.anchoring import AnchorActivities
 from boomerang.store.anchors import anchor_files, latest_anchor
 from boomerang.store.chain import ledger_content, row_hash
-from boomerang.store.ledger import HEADS, BreakReason, anchor, verify, verify_against_anchor
+from boomerang.store.integrity import HEADS, BreakReason, anchor, verify, verify_against_anchor
 from boomerang.store.queries import Pool
 from boomerang.store.recorder import EventStore
 from tests.helpers import wait_until
