@@ -38,10 +38,17 @@ class ComputeBackend(Protocol):
         ...
 
     async def call(
-        self, name: str, payload: dict[str, Any], *, timeout_s: float, heartbeat_every_s: float | None = None
+        self,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        timeout_s: float,
+        heartbeat_every_s: float | None = None,
+        tenant: str | None = None,
     ) -> dict[str, Any]:
         """Run `name` on `payload`; raise `ComputeError` on failure. A backend that
-        heartbeats itself does so at least every `heartbeat_every_s`."""
+        heartbeats itself does so at least every `heartbeat_every_s`; `tenant` is whom
+        the call's in-flight slot is counted against (fairness between tenants)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -19,6 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+
+class SlotLimiter(Protocol):
+    """What a backend takes a slot from: this module's in-process limits, or the
+    Postgres-backed ones every worker shares (`activities.slots.PostgresSlots`)."""
+
+    def slot(
+        self, *, function: str, gpu: str | None = None, tenant: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 def gpu_class(gpu: str | None) -> str | None:
@@ -86,8 +96,13 @@ class ConcurrencyLimits:
         return self._gpus.setdefault(key, asyncio.Semaphore(self.per_gpu[key]))
 
     @contextlib.asynccontextmanager
-    async def slot(self, *, function: str, gpu: str | None = None) -> AsyncIterator[None]:
-        """Hold one in-flight slot for a call of `function` on `gpu` until the block exits."""
+    async def slot(
+        self, *, function: str, gpu: str | None = None, tenant: str | None = None
+    ) -> AsyncIterator[None]:
+        """Hold one in-flight slot for a call of `function` on `gpu` until the block exits.
+
+        `tenant` is accepted for the shared limiter's sake; here waiting is first come, first served.
+        """
         async with contextlib.AsyncExitStack() as held:
             for slots in (self._function_slots(function), self._gpu_slots(gpu), self._total):
                 if slots is not None:

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from activities.compute import ComputeError, ComputeTimeoutError
-from activities.limits import ConcurrencyLimits
+from activities.limits import ConcurrencyLimits, SlotLimiter
 from modal_app.functions import UnknownFunctionError
 from modal_app.registry import MODULES_ENV, Registry, load_registry
 
@@ -78,13 +78,13 @@ class LocalBackend:
         self,
         *,
         max_concurrency: int = 4,
-        limits: ConcurrencyLimits | None = None,
+        limits: SlotLimiter | None = None,
         registry: Registry | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._limits = limits or ConcurrencyLimits()
+        self._limits: SlotLimiter = limits or ConcurrencyLimits()
         self.registry = registry or load_registry()
         self._idle: list[_Process] = []
 
@@ -95,12 +95,18 @@ class LocalBackend:
             return None  # the compute process reports the unknown name as a permanent error
 
     async def call(
-        self, name: str, payload: dict[str, Any], *, timeout_s: float, heartbeat_every_s: float | None = None
+        self,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        timeout_s: float,
+        heartbeat_every_s: float | None = None,
+        tenant: str | None = None,
     ) -> dict[str, Any]:
         """Run `name` in a compute process; the dispatcher heartbeats for it (every
         `heartbeat_every_s`), so this ignores it."""
         # The per-function/GPU limit first, so a call waiting on it holds no process.
-        async with self._limits.slot(function=name, gpu=self._gpu_of(name)), self._slots:
+        async with self._limits.slot(function=name, gpu=self._gpu_of(name), tenant=tenant), self._slots:
             process = self._idle.pop() if self._idle else await _Process.start(self.registry.modules)
             try:
                 reply = await asyncio.wait_for(process.request(name, payload), timeout_s)

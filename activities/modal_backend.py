@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 
 from activities.compute import ComputeError, ComputeTimeoutError, cancel_is_final
-from activities.limits import ConcurrencyLimits
+from activities.limits import ConcurrencyLimits, SlotLimiter
 from modal_app.contracts import FunctionError
 from modal_app.functions import UnknownFunctionError, is_permanent
 from modal_app.registry import Registry, load_registry
@@ -333,7 +333,7 @@ class ModalBackend:
         self,
         *,
         app_name: str = "boomerang",
-        limits: ConcurrencyLimits | None = None,
+        limits: SlotLimiter | None = None,
         poll_s: float = 5.0,
         grace_s: float = 5 * MINUTES,
         function_lookup: FunctionLookup = modal_function,
@@ -356,7 +356,7 @@ class ModalBackend:
         if poll_s <= 0 or grace_s < 0:
             raise ValueError("poll_s must be positive and grace_s not negative")
         self.app_name = app_name
-        self.limits = limits or ConcurrencyLimits()
+        self.limits: SlotLimiter = limits or ConcurrencyLimits()
         self._poll_s = poll_s
         self._grace_s = grace_s
         self._function = function_lookup
@@ -377,6 +377,7 @@ class ModalBackend:
         timeout_s: float,
         heartbeat_every_s: float | None = None,
         resume_call_id: str | None = None,
+        tenant: str | None = None,
     ) -> dict[str, Any]:
         """Run `name` on `payload` (or re-attach to `resume_call_id`); raise `ComputeError`.
 
@@ -389,7 +390,7 @@ class ModalBackend:
         checkpoint = CallCheckpoint.from_details(self._previous(), name)
         if resume_call_id is not None:
             checkpoint = CallCheckpoint(function=name, call_id=resume_call_id, spawned_at=self._clock())
-        async with self.limits.slot(function=name, gpu=self._gpu_of(name)):
+        async with self.limits.slot(function=name, gpu=self._gpu_of(name), tenant=tenant):
             if checkpoint is None:
                 checkpoint = await self._spawn(name, payload)
             handle = self._call(checkpoint.call_id)
