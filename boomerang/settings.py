@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     # out of reach of the database's operators (boomerang/store/anchors.py).
     ledger_anchor_dir: Path | None = None
 
+    # Large outputs (sweep items, GPU run artifacts): a directory (None: <state dir>/artifacts)
+    # or s3://bucket/prefix, credentials from the AWS_* environment (boomerang/artifacts.py).
+    artifacts_url: str | None = None
+    # An S3-compatible endpoint (MinIO, R2, ...) for an s3:// artifacts URL; None: AWS.
+    artifacts_endpoint: str | None = None
+
     @property
     def ledger_anchor_path(self) -> Path:
         return self.ledger_anchor_dir or self.state_dir / "anchors"
