@@ -12,6 +12,9 @@ DECISION_SIGNALS = ("approve", "reject", "decide")
 # Pipelines and tasks both take it: who cancels and why, then the run stops (workflows/cancellation.py).
 CANCEL_UPDATE = "cancel"
 STATUS_QUERY = "status"
+# What a BoomerAngTask accepts: a compute function's signed completion, and its list.
+CALLBACK_SIGNAL = "compute_callback"
+CALLBACKS_QUERY = "callbacks"
 
 # Typed search attributes, upserted as a run moves so the Temporal UI can list
 # every run waiting on a human (e.g. `BoomerangAwaiting IS NOT NULL`).

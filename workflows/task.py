@@ -26,7 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.dispatch import DispatchActivities
     from activities.tasks import TaskActivities
-    from boomerang.constants import CANCEL_UPDATE, TASK_WORKFLOW
+    from boomerang.constants import CALLBACK_SIGNAL, CALLBACKS_QUERY, CANCEL_UPDATE, TASK_WORKFLOW
     from boomerang.models.cancel import CancelReceipt
     from boomerang.models.events import EventKind, RunEvent
     from boomerang.models.tasks import (
@@ -216,12 +216,12 @@ class BoomerAngTask:
 
     # -- compute callbacks and webhooks ---------------------------------------------
 
-    @workflow.signal(name="compute_callback")
+    @workflow.signal(name=CALLBACK_SIGNAL)
     def compute_callback(self, record: CallbackRecord) -> None:
         """A verified completion report; the same webhook id twice is kept once."""
         self._callbacks.setdefault(record.webhook_id, record)
 
-    @workflow.query(name="callbacks")
+    @workflow.query(name=CALLBACKS_QUERY)
     def callbacks(self) -> list[CallbackRecord]:
         return list(self._callbacks.values())
 

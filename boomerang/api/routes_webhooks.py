@@ -23,7 +23,7 @@ from temporalio.client import WorkflowExecutionStatus
 from boomerang.api.auth import Caller
 from boomerang.api.deps import ApiContext, context, upstream
 from boomerang.api.schemas import RUN_ID_PATTERN, CallbackAck, errors
-from boomerang.constants import TASK_WORKFLOW
+from boomerang.constants import CALLBACK_SIGNAL, TASK_WORKFLOW
 from boomerang.models.webhooks import CallbackRecord, ComputeCallback
 from boomerang.store.deliveries import DeadLetter
 from boomerang.webhooks.signing import WebhookVerificationError
@@ -95,7 +95,7 @@ async def task_complete(
             return CallbackAck(status="duplicate", task_id=callback.task_id)
         try:
             async with upstream("task", ctx.timeout_s):
-                await handle.signal("compute_callback", record)
+                await handle.signal(CALLBACK_SIGNAL, record)
         except HTTPException as exc:
             if exc.status_code != 404:
                 raise

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.local_backend import LocalBackend
 from activities.records import EventSink
-from boomerang.constants import TASK_WORKFLOW
+from boomerang.constants import CALLBACK_SIGNAL, CALLBACKS_QUERY, TASK_WORKFLOW
 from boomerang.models.tasks import TaskInput, TaskOutcome
 from boomerang.models.webhooks import CallbackRecord
 from boomerang.webhooks.signing import WebhookSigner, generate_secret
@@ -79,11 +79,11 @@ async def test_a_callback_reaches_the_task_once_and_forgeries_never(
     duplicate = CallbackRecord.model_validate(
         {"webhook_id": "cb-1", "received_at": now, "callback": json.loads(body)}
     )
-    await handle.signal("compute_callback", duplicate)
+    await handle.signal(CALLBACK_SIGNAL, duplicate)
 
     async with build_worker(dev_env.client, task_queue=task_queue, backend=backend, events=event_store):
         outcome = await dev_env.client.get_workflow_handle(task_id, result_type=TaskOutcome).result()
-        kept = await handle.query("callbacks", result_type=list[CallbackRecord])
+        kept = await handle.query(CALLBACKS_QUERY, result_type=list[CallbackRecord])
     assert outcome.status == "completed"
     assert [(r.webhook_id, r.callback.execution_time_s) for r in kept] == [("cb-1", 1.5), ("cb-2", 1.5)]
 
