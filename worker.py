@@ -36,6 +36,7 @@ from boomerang.logs import configure_logging
 from boomerang.observability.health import Pool, readiness, serving_health
 from boomerang.observability.metrics import ObservedEvents, WorkerMetrics
 from boomerang.observability.temporal_runtime import TemporalTelemetry
+from boomerang.observability.tracing import configure_tracing
 from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.costs import LedgerCosts
@@ -204,6 +205,7 @@ async def serve(settings: Settings, *, conninfo: str, telemetry: TemporalTelemet
 def main() -> None:
     settings = Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("boomerang-worker")  # off unless OTEL_* / BOOMERANG_TRACING say otherwise
     if settings.database_url is None:
         raise SystemExit("DATABASE_URL is not set; use `boomerang dev` for the embedded stack")
     # The process's one Runtime: SDK metrics beside Boomerang's, core logs in our format.

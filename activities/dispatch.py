@@ -28,6 +28,7 @@ from boomerang.models.tasks import DispatchInput, DispatchOutcome
 from boomerang.pricing import PriceTable, cost_of, estimate_function
 from modal_app.contracts import FunctionResult
 from modal_app.registry import Registry
+from modal_app.telemetry import with_trace_context
 
 
 class Dispatcher:
@@ -55,7 +56,8 @@ class Dispatcher:
             # this dispatcher beats at it, or a backend that beats itself polls at it.
             raw = await self._backend.call(
                 inp.function,
-                dict(inp.payload),
+                # The compute function's spans join this activity's trace (when tracing is on).
+                with_trace_context(dict(inp.payload)),
                 timeout_s=inp.timeout_s,
                 heartbeat_every_s=inp.heartbeat_every_s,
             )

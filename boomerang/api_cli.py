@@ -32,6 +32,7 @@ from boomerang.client import BoomerangClient
 from boomerang.connect import connect_temporal
 from boomerang.errors import BoomerangError
 from boomerang.logs import configure_logging
+from boomerang.observability.tracing import configure_tracing
 from boomerang.settings import Settings
 from boomerang.store.cli import run_with_pool
 from boomerang.store.deliveries import DeliveryStore
@@ -183,6 +184,7 @@ def api_command(
     overrides: dict[str, Any] = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
     settings = Settings(**overrides)
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("boomerang-api")
     if settings.webhook_secret is None:
         log.warning("BOOMERANG_WEBHOOK_SECRET is not set: compute callbacks are refused (503)")
 

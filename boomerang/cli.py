@@ -31,6 +31,7 @@ from boomerang.models.decisions import (
 )
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.models.tasks import TaskInput
+from boomerang.observability.tracing import command_name, command_span
 from boomerang.settings import Settings
 from boomerang.spec_files import SpecFileError, load_spec
 from boomerang.store.cli import charter_command, cost_command, ledger_app
@@ -58,7 +59,9 @@ _WEBHOOK_HELP = "POST signed notifications here (the worker signs with BOOMERANG
 def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     settings = Settings()
     try:
-        return asyncio.run(make(settings))
+        # With tracing on, the command is the root span of the run it starts or touches.
+        with command_span(command_name(make)):
+            return asyncio.run(make(settings))
     except (InvalidDecisionError, CancelRefusedError) as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -9,6 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from boomerang.observability.tracing import tracing_interceptors
 from boomerang.settings import Settings
 
 
@@ -28,7 +29,11 @@ async def connect_temporal(
     runtime: Runtime | None = None,
     interceptors: Sequence[Interceptor] = (),
 ) -> Client:
-    """A client; `runtime` is the process's one Runtime (metrics, core logs), built in `main()`."""
+    """A client; `runtime` is the process's one Runtime (metrics, core logs), built in `main()`.
+
+    Once the process traces (`observability.tracing.configure_tracing`), the client and
+    every worker built on it carry Temporal's tracing interceptor.
+    """
     api_key = settings.temporal_api_key
     return await Client.connect(
         settings.temporal_address,
@@ -37,5 +42,5 @@ async def connect_temporal(
         tls=tls_config(settings),
         api_key=api_key.get_secret_value() if api_key else None,
         runtime=runtime,
-        interceptors=interceptors,
+        interceptors=[*tracing_interceptors(), *interceptors],
     )

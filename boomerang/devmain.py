@@ -33,6 +33,7 @@ from boomerang.devstack import (
     reap_children,
 )
 from boomerang.logs import configure_logging
+from boomerang.observability.tracing import configure_tracing
 from boomerang.settings import Settings
 from boomerang.webhooks.urls import LOOPBACK_HOSTS
 
@@ -70,6 +71,7 @@ async def run_dev(settings: Settings, *, demo: bool) -> None:
     api_sock = bind_port(needs[-1])  # held from now on, so nothing can take it meanwhile
     become_subreaper()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("boomerang-dev")
     # pgserver asks platformdirs for a runtime dir that headless machines lack; harmless.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     stop, running = asyncio.Event(), asyncio.Event()

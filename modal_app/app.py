@@ -35,7 +35,11 @@ app = modal.App("boomerang")
 
 base = (
     modal.Image.debian_slim(python_version="3.11")
-    .pip_install("pydantic>=2.10,<3", "httpx>=0.28", "structlog>=24.4", "numpy>=2.0")
+    .pip_install(
+        "pydantic>=2.10,<3", "httpx>=0.28", "structlog>=24.4", "numpy>=2.0", "opentelemetry-api>=1.30"
+    )
+    # Spans of a function join its caller's trace when OTEL_* (in the Secret) says where to send them.
+    .pip_install("opentelemetry-sdk>=1.30", "opentelemetry-exporter-otlp-proto-http>=1.30")
     .env({MODULES_ENV: ",".join(registry.modules)})
 )
 # Local source goes last: Modal refuses build steps after `add_local_*` layers. User

@@ -26,6 +26,7 @@ from modal_app.contracts import (
     PermanentError,
     PhaseRequest,
 )
+from modal_app.telemetry import TRACE_KEY, compute_span
 
 MINUTES = 60
 
@@ -89,7 +90,13 @@ def invoke(fn: ComputeFunction[Any], payload: dict[str, Any]) -> dict[str, Any]:
 
     Raises what the body raises: `ValueError` (pydantic's `ValidationError` is one)
     and `PermanentError` for bad input, anything else for failures a retry may fix.
+    The caller's trace context (`telemetry.TRACE_KEY`) is not part of the request.
     """
+    with compute_span(fn.name, payload.get(TRACE_KEY)):
+        return _invoke(fn, {k: v for k, v in payload.items() if k != TRACE_KEY})
+
+
+def _invoke(fn: ComputeFunction[Any], payload: dict[str, Any]) -> dict[str, Any]:
     name = fn.name
     request = fn.request_model.model_validate(payload)
     started = datetime.now(UTC)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import shlex
 import subprocess
 import sys
 from dataclasses import replace
-from importlib.metadata import metadata, packages_distributions
+from importlib.metadata import distribution, metadata, packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ def test_app_imports_without_network_or_credentials() -> None:
 # Packages a function's image carries beyond what modal_app imports (GPU libraries it
 # imports lazily, when they are there).
 EXTRA_PACKAGES = {"task_crunch_ang": {"cupy-cuda12x"}}
+# Every image: the tracing SDK and its exporter, imported only when tracing is on.
+TRACING_PACKAGES = {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"}
 SECRETS = ["modal.Secret.from_name('boomerang-secrets')"]
 RETRIES = 2  # a lost or preempted container; a bad input is answered, not retried
 
@@ -74,16 +77,43 @@ def _pip_installed(image: Any) -> dict[str, str]:
 
 def _third_party_imports() -> set[str]:
     """Distributions modal_app imports at module level (what its containers need installed)."""
-    dists = packages_distributions()
-    names: set[str] = set()
+    modules: set[str] = set()
     for source in Path(functions.__file__).parent.glob("*.py"):
         for node in ast.parse(source.read_text()).body:
             if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
+                modules.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
+                # `from opentelemetry import trace`: a namespace package is known by its submodule.
+                modules.update(f"{node.module}.{alias.name}" for alias in node.names)
     local = {"modal", "modal_app", "__future__"}  # Modal provides `modal` in every container
-    return {dists[n][0].lower() for n in names - local - set(sys.stdlib_module_names)}
+    skip = local | set(sys.stdlib_module_names)
+    return {_distribution_of(m) for m in modules if m.split(".")[0] not in skip}
+
+
+def _distribution_of(module: str) -> str:
+    """The distribution that installs `module` (or its parent, when `module` is a name
+    imported from it); a namespace package (opentelemetry) has several."""
+    candidates = packages_distributions()[module.split(".")[0]]
+    if len(candidates) == 1:
+        return candidates[0].lower()
+    origin = _module_file(module)
+    for name in candidates:
+        dist = distribution(name)
+        if any(Path(str(dist.locate_file(f))).resolve() == origin for f in dist.files or ()):
+            return name.lower()
+    raise AssertionError(f"no distribution installs {module}")
+
+
+def _module_file(module: str) -> Path:
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # a class or function, not a submodule
+        spec = None
+    if spec is None or not spec.origin:
+        parent = module.rpartition(".")[0]
+        assert parent, f"{module} is a namespace package: import from one of its modules"
+        return _module_file(parent)
+    return Path(spec.origin).resolve()
 
 
 def test_every_registered_function_is_deployed_and_nothing_else() -> None:
@@ -122,7 +152,7 @@ def test_each_function_image_installs_what_modal_app_imports(name: str) -> None:
     installed = _pip_installed(image)
     needed = _third_party_imports()
     assert needed, "modal_app imports no third-party package at all?"
-    assert set(installed) == needed | EXTRA_PACKAGES.get(name, set())
+    assert set(installed) == needed | TRACING_PACKAGES | EXTRA_PACKAGES.get(name, set())
     # The image pins what the project is tested with (pyproject's own requirement).
     pinned = {
         Requirement(r).name: Requirement(r).specifier
