@@ -26,14 +26,16 @@ from activities.anchoring import AnchorActivities
 from activities.budget import BudgetActivities, CostReader
 from activities.compute import ComputeBackend
 from activities.dispatch import DispatchActivities, Dispatcher
-from activities.limits import ConcurrencyLimits
+from activities.limits import ConcurrencyLimits, SlotLimiter
 from activities.local_backend import LocalBackend
 from activities.records import EventSink, RecordActivities
+from activities.slots import PostgresSlots
 from activities.tasks import TaskActivities
 from activities.webhooks import WebhookActivities
 from boomerang.connect import connect_temporal
 from boomerang.logs import configure_logging
 from boomerang.observability.health import Pool, readiness, serving_health
+from boomerang.observability.log_context import LogContextInterceptor
 from boomerang.observability.metrics import ObservedEvents, WorkerMetrics
 from boomerang.observability.temporal_runtime import TemporalTelemetry
 from boomerang.observability.tracing import configure_tracing
@@ -102,6 +104,8 @@ def build_worker(
         ),
         # Cancellation and heartbeats must reach activities promptly after a stop.
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # Each activity's log lines name its run, activity, attempt and tenant.
+        interceptors=[LogContextInterceptor()],
     )
 
 
@@ -114,14 +118,19 @@ class _NoLedger:
         )
 
 
-def build_backend(settings: Settings) -> ComputeBackend:
-    """The configured backend, over the registry of the built-ins and `settings.compute_modules`."""
+def build_backend(settings: Settings, *, pool: Pool | None = None) -> ComputeBackend:
+    """The configured backend, over the registry of the built-ins and `settings.compute_modules`.
+
+    With `pool`, in-flight limits are held in Postgres for every worker and granted
+    fairly between tenants (`activities.slots`); without, they bound this process only.
+    """
     registry = load_registry(parse_modules(settings.compute_modules))
-    limits = ConcurrencyLimits(
+    bounds = ConcurrencyLimits(
         default=settings.compute_max_in_flight,
         per_function=settings.compute_function_limits,
         per_gpu=settings.compute_gpu_limits,
     )
+    limits: SlotLimiter = bounds if pool is None else PostgresSlots(pool, bounds)
     if settings.compute_backend is ComputeBackendName.MODAL:
         # Imported here: `import modal` costs a local-only worker most of a second.
         from activities.modal_backend import ModalBackend
@@ -147,8 +156,8 @@ async def running_worker(
     with /livez and /readyz on BOOMERANG_WORKER_METRICS_PORT when it is set.
     """
     client = client or await connect_temporal(settings, runtime=telemetry.runtime if telemetry else None)
-    backend = build_backend(settings)
     pool = await open_pool(conninfo)
+    backend = build_backend(settings, pool=pool)
     metrics = WorkerMetrics(
         backend=settings.compute_backend.value, tenant_labels=settings.metrics_tenant_labels
     )

@@ -60,6 +60,7 @@ class Dispatcher:
                 with_trace_context(dict(inp.payload)),
                 timeout_s=inp.timeout_s,
                 heartbeat_every_s=inp.heartbeat_every_s,
+                tenant=inp.attribution.tenant,
             )
         except ComputeError as exc:
             await self._record(
