@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     artifacts_url: str | None = None
     # An S3-compatible endpoint (MinIO, R2, ...) for an s3:// artifacts URL; None: AWS.
     artifacts_endpoint: str | None = None
+    # `boomerang gpu exec`: the largest worktree snapshot sent (compressed), 512 MiB.
+    gpu_snapshot_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
 
     @property
     def ledger_anchor_path(self) -> Path:

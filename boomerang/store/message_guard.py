@@ -72,6 +72,10 @@ _SAFE_MESSAGES: dict[EventKind, str] = {
     EventKind.WEBHOOK_DELIVERED: "Notification delivered.",
     EventKind.WEBHOOK_FAILED: "Notification failed.",
     EventKind.BUDGET_REACHED: "Budget limit reached.",
+    EventKind.GPU_RUN_STARTED: "Command started.",
+    EventKind.GPU_RUN_COMPLETED: "Command finished.",
+    EventKind.GPU_RUN_FAILED: "Command could not be run.",
+    EventKind.GPU_RUN_CANCELLED: "Command cancelled.",
 }
 _DROPPED_CATEGORIES = frozenset({"Mn", "Me", "Cf", "Cc", "Zs", "Zl", "Zp"})
 
