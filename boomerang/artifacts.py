@@ -30,13 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from modal_app.errors import BoomerangError
+
 if TYPE_CHECKING:
     from boomerang.settings import Settings
 
 PRESIGN_EXPIRY = timedelta(hours=1)
 
 
-class ArtifactNotFoundError(KeyError):
+class ArtifactNotFoundError(BoomerangError, KeyError):
     """No artifact under this key."""
 
 

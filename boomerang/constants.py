@@ -5,6 +5,8 @@ from temporalio.common import SearchAttributeKey
 TASK_QUEUE = "boomerang"
 PIPELINE_WORKFLOW = "ValidationPipeline"
 TASK_WORKFLOW = "BoomerAngTask"
+SWEEP_WORKFLOW = "Sweep"
+PROGRESS_QUERY = "progress"
 
 # What a pipeline run accepts from people: one update, three signals, one query.
 DECIDE_UPDATE = "decide"

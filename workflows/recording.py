@@ -26,11 +26,14 @@ _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inter
 
 
 class EventLog:
-    def __init__(self, *, run_id: str, tenant: str, project_id: str | None = None) -> None:
+    def __init__(
+        self, *, run_id: str, tenant: str, project_id: str | None = None, key_prefix: str | None = None
+    ) -> None:
         self.run_id = run_id
         self._tenant = tenant
         self._project_id = project_id
-        self._key_prefix = workflow.info().workflow_id
+        # A workflow that continues as new passes one per run (its seq starts again at 1).
+        self._key_prefix = key_prefix or workflow.info().workflow_id
         self._outbox: list[RunEvent] = []
         self._writing = False
         self._seq = 0

@@ -1,0 +1,76 @@
+"""The `sweep_results` table: one row per sweep item, written exactly once (migration 0010)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from boomerang.models.sweeps import SweepResult
+from boomerang.store.queries import Pool
+
+_INSERT = """
+INSERT INTO sweep_results (sweep_id, item_index, tenant, batch, params, status, output,
+                           artifact_uri, error, cost_usd, attempts, seconds)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (sweep_id, item_index) DO NOTHING
+"""
+_COLUMNS = (
+    "sweep_id, item_index, batch, params, status, output, artifact_uri, error, cost_usd, attempts, seconds"
+)
+
+
+class SweepResults:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def record(self, tenant: str, row: SweepResult) -> SweepResult:
+        """Insert the row unless one exists; return the row that is stored (the first one)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                _INSERT,
+                (
+                    row.sweep_id, row.item_index, tenant, row.batch, Jsonb(row.params), row.status,
+                    None if row.output is None else Jsonb(row.output), row.artifact_uri, row.error,
+                    row.cost_usd, row.attempts, row.seconds,
+                ),
+            )  # fmt: skip
+        stored = await self.get(row.sweep_id, row.item_index)
+        assert stored is not None  # just written, and rows are never deleted
+        return stored
+
+    async def get(self, sweep_id: str, index: int) -> SweepResult | None:
+        async with self._pool.connection() as conn, conn.cursor(row_factory=class_row(SweepResult)) as cur:
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM sweep_results WHERE sweep_id = %s AND item_index = %s",  # noqa: S608
+                (sweep_id, index),
+            )
+            return await cur.fetchone()
+
+    async def rows(self, sweep_id: str, *, page: int = 1000) -> AsyncIterator[SweepResult]:
+        """Every row of the sweep by item index, read a page at a time."""
+        after = -1
+        while True:
+            async with (
+                self._pool.connection() as conn,
+                conn.cursor(row_factory=class_row(SweepResult)) as cur,
+            ):
+                await cur.execute(
+                    f"SELECT {_COLUMNS} FROM sweep_results WHERE sweep_id = %s AND item_index > %s"  # noqa: S608
+                    " ORDER BY item_index LIMIT %s",
+                    (sweep_id, after, page),
+                )
+                found = await cur.fetchall()
+            for row in found:
+                yield row
+            if len(found) < page:
+                return
+            after = found[-1].item_index
+
+    async def counts(self, sweep_id: str) -> dict[str, int]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, count(*) FROM sweep_results WHERE sweep_id = %s GROUP BY status", (sweep_id,)
+            )
+            return {str(s): int(n) for s, n in await cur.fetchall()}

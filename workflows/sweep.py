@@ -1,0 +1,496 @@
+"""`Sweep`: one compute function (or specialist task type) over many items, durably.
+
+A window of at most `max_parallel` item activities is in flight; with `batch_by`, a
+batch starts only when the one before it has finished. Each item is one `run_sweep_item`
+activity that dispatches (every attempt in the Ledger) and writes the item's row once;
+the workflow keeps counts only. Every `items_per_run` items the run drains its window
+and continues as new with a compact `SweepCarry`, so the history stays bounded
+whatever the sweep's size (README: Sweeps). A cost cap becomes the
+`approve_budget_increase` checkpoint, decided through the same `decide` update and
+signals as a pipeline's. Workflow code only: no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.sweep_results import PlanSweepInput, SpendInput, SweepActivities, SweepResolved
+    from boomerang.constants import (
+        CANCEL_UPDATE,
+        DECIDE_UPDATE,
+        DECISION_SIGNALS,
+        PROGRESS_QUERY,
+        SA_AWAITING,
+        SA_PHASE,
+        SA_STATUS,
+        SA_TENANT,
+        SWEEP_WORKFLOW,
+    )
+    from boomerang.errors import InvalidDecisionError
+    from boomerang.models.cancel import CancelReceipt
+    from boomerang.models.decisions import DecisionReceipt
+    from boomerang.models.events import EventKind
+    from boomerang.models.pipeline import (
+        BUDGET_CHECKPOINT,
+        Decision,
+        PhaseSpec,
+        PipelineSpec,
+        budget_checkpoint,
+    )
+    from boomerang.models.sweeps import (
+        AxisCount,
+        BatchCount,
+        CancelledItemsInput,
+        SweepCarry,
+        SweepInput,
+        SweepItemInput,
+        SweepItemOutcome,
+        SweepProgress,
+        SweepState,
+    )
+    from workflows.approvals import ApprovalBook
+    from workflows.cancellation import Cancellation
+    from workflows.intake import INVALID_DECISION, parse_decision
+    from workflows.recording import EventLog
+    from workflows.sweep_plan import SweepPlan, SweepSpecError, batch_key
+
+SWEEP_FAILED = "SweepFailed"
+_QUICK = timedelta(seconds=60)
+# The book needs a spec; a sweep's only checkpoint is the floating budget one.
+_BOOK_SPEC = PipelineSpec(name="sweep", phases=(PhaseSpec(name="sweep", title="Sweep", function="sweep"),))
+
+
+class _NoBounds:
+    def check(self, phase_index: int | None, decision: Decision, target_phase: str | int | None) -> None:
+        return None
+
+
+@workflow.defn(name=SWEEP_WORKFLOW)
+class Sweep:
+    @workflow.init
+    def __init__(self, inp: SweepInput) -> None:
+        self._id = workflow.info().workflow_id
+        self._inp = inp
+        self._spec = inp.spec
+        self._problem: str | None = None
+        try:
+            self._plan: SweepPlan | None = SweepPlan.of(inp.spec)
+        except SweepSpecError as exc:
+            self._plan, self._problem = None, str(exc)
+        self._carry = inp.carry or self._first_carry()
+        self._running: dict[int, SweepItemInput] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._events = EventLog(
+            run_id=self._id, tenant=inp.tenant, key_prefix=f"{self._id}/run-{self._carry.runs}"
+        )
+        self._cancellation = Cancellation(self._id)
+        self._book = ApprovalBook(_BOOK_SPEC, {}, floating=(budget_checkpoint(),), rules=_NoBounds())
+        self._state: SweepState = "running"
+        self._resolved: SweepResolved | None = None
+
+    def _first_carry(self) -> SweepCarry:
+        plan = self._plan
+        if plan is None:
+            return SweepCarry()
+        return SweepCarry(
+            cap_usd=self._spec.max_cost_usd,
+            batches=[BatchCount(key=k, total=n) for k, n in plan.batches()],
+            axes={a: {v: [0, 0] for v in values} for a, values in plan.tracked_axes().items()},
+            started_at=workflow.now().isoformat(),
+        )
+
+    # -- run ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: SweepInput) -> SweepProgress:
+        writer = self._events.start()
+        self._cancellation.attach()
+        try:
+            return await self._run()
+        except (asyncio.CancelledError, ActivityError) as exc:
+            if not is_cancelled_exception(exc):
+                raise
+            return await self._cancelled()
+        finally:
+            writer.cancel()
+
+    async def _run(self) -> SweepProgress:
+        if self._plan is None:
+            raise ApplicationError(
+                f"sweep {self._id}: {self._problem}", type=SWEEP_FAILED, non_retryable=True
+            )
+        self._resolved = await workflow.execute_activity_method(
+            SweepActivities.plan_sweep, PlanSweepInput(spec=self._spec), start_to_close_timeout=_QUICK
+        )
+        carry = self._carry
+        if carry.runs == 1 and carry.cursor == 0:
+            self._events.emit(
+                EventKind.SWEEP_STARTED,
+                phase="sweep",
+                task_type=self._spec.task_type,
+                message=f"Sweep of {self._plan.total} items started",
+                details={"function": self._resolved.function, "items": self._plan.total},
+            )
+        self._publish()
+        end = min(self._plan.total, carry.cursor + self._spec.items_per_run)
+        await self._dispatch(end)
+        if carry.stopped_reason is None and carry.cursor < self._plan.total:
+            self._events.emit(
+                EventKind.SWEEP_PROGRESS,
+                phase="sweep",
+                message=f"{carry.done + carry.failed} of {self._plan.total} items finished",
+                details={"done": carry.done, "failed": carry.failed, "run": carry.runs},
+            )
+            await self._events.flush()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            carry.runs += 1
+            workflow.continue_as_new(SweepInput(tenant=self._inp.tenant, spec=self._spec, carry=carry))
+        return await self._finish()
+
+    async def _dispatch(self, end: int) -> None:
+        assert self._plan is not None
+        plan, carry = self._plan, self._carry
+        tasks = self._tasks
+        previous_batch: str | None = None
+        position = carry.cursor
+        while position < end and carry.stopped_reason is None:
+            index = plan.index_at(position)
+            batch = plan.batch_of(index)
+            if position > carry.cursor and batch != previous_batch:
+                await workflow.wait_condition(lambda: not self._running)  # batches never overlap
+            previous_batch = batch
+            await workflow.wait_condition(lambda: len(self._running) < self._spec.max_parallel)
+            await self._cost_gate()
+            if carry.stopped_reason is not None:
+                break
+            item = self._item(index, batch)
+            self._running[index] = item
+            tasks.append(asyncio.create_task(self._run_item(item)))
+            position += 1
+            self._publish()
+        await workflow.wait_condition(lambda: not self._running)
+        await asyncio.gather(*tasks)
+        tasks.clear()
+        carry.cursor = position
+
+    def _item(self, index: int, batch: str | None) -> SweepItemInput:
+        assert self._plan is not None and self._resolved is not None
+        function = self._plan.function_of(index) or self._resolved.function
+        payload = self._plan.payload(index)
+        if self._spec.task_type is not None:
+            payload = {
+                "run_id": self._id,
+                "task_id": f"{self._id}/{index}",
+                "boomer_ang_id": self._resolved.boomer_ang_id or "",
+                "task_type": self._spec.task_type,
+                "payload": payload,
+            }
+        return SweepItemInput(
+            sweep_id=self._id,
+            tenant=self._inp.tenant,
+            index=index,
+            function=function,
+            params=self._plan.params(index),
+            payload=payload,
+            batch=batch,
+            timeout_s=self._resolved.timeouts[function],
+            heartbeat_every_s=self._spec.heartbeat_timeout_s / 3,
+            max_attempts=self._spec.retries + 1,
+            task_type=self._spec.task_type,
+            boomer_ang_id=self._resolved.boomer_ang_id,
+            inline_output_bytes=self._spec.inline_output_bytes,
+        )
+
+    async def _run_item(self, item: SweepItemInput) -> None:
+        try:
+            outcome = await workflow.execute_activity_method(
+                SweepActivities.run_sweep_item,
+                item,
+                start_to_close_timeout=timedelta(seconds=item.timeout_s + 60),
+                heartbeat_timeout=timedelta(seconds=self._spec.heartbeat_timeout_s),
+                # The item's last attempt writes its failed row itself; two more are for
+                # attempts lost with their worker, which write nothing.
+                retry_policy=RetryPolicy(maximum_attempts=item.max_attempts + 2),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                return  # the cancel path writes its row
+            lost = item.model_copy(update={"error": f"lost: {exc.cause or exc}"})
+            (outcome,) = await workflow.execute_activity_method(
+                SweepActivities.end_sweep_items,
+                CancelledItemsInput(sweep_id=self._id, tenant=self._inp.tenant, items=[lost]),
+                start_to_close_timeout=_QUICK,
+            )
+        except asyncio.CancelledError:
+            return
+        self._running.pop(item.index, None)
+        self._account(item, outcome)
+
+    def _account(self, item: SweepItemInput, outcome: SweepItemOutcome) -> None:
+        carry = self._carry
+        failed = outcome.status != "succeeded"
+        if failed:
+            carry.failed += 1
+            if self._spec.on_item_failure == "stop" and carry.stopped_reason is None:
+                carry.stopped_reason = f"item {item.index} failed and on_item_failure is stop"
+        else:
+            carry.done += 1
+            if outcome.seconds is not None:
+                carry.seconds_sum += outcome.seconds
+                carry.seconds_n += 1
+        carry.spent_usd += outcome.cost_usd
+        for axis, values in carry.axes.items():
+            value = item.params.get(axis)
+            counts = values.get(batch_key(value))
+            if counts is not None:
+                counts[1 if failed else 0] += 1
+        for batch in carry.batches:
+            if batch.key == item.batch:
+                batch.failed += failed
+                batch.done += not failed
+                if batch.done + batch.failed == batch.total:
+                    self._events.emit(
+                        EventKind.SWEEP_BATCH_COMPLETED,
+                        phase="sweep",
+                        status="failed" if batch.failed else "ok",
+                        message=f"Batch {batch.key}: {batch.done} of {batch.total} items succeeded",
+                        details={"batch": batch.key, "done": batch.done, "failed": batch.failed},
+                    )
+
+    # -- the cost cap ---------------------------------------------------------------------
+
+    def _remaining_estimate(self) -> Decimal:
+        assert self._plan is not None and self._resolved is not None
+        carry = self._carry
+        left = self._plan.total - carry.done - carry.failed
+        per_item = carry.spent_usd / carry.done if carry.done else self._resolved.per_item_usd
+        return per_item * left
+
+    async def _cost_gate(self) -> None:
+        carry = self._carry
+        if carry.cap_usd is None or carry.spent_usd + self._remaining_estimate() <= carry.cap_usd:
+            return
+        # The Ledger is the truth (it has failed and lost attempts too): confirm before stopping.
+        carry.spent_usd = await workflow.execute_activity_method(
+            SweepActivities.sweep_spend, SpendInput(sweep_id=self._id), start_to_close_timeout=_QUICK
+        )
+        while carry.cap_usd is not None and carry.spent_usd + self._remaining_estimate() > carry.cap_usd:
+            await self._ask_for_more()
+            if carry.stopped_reason is not None:
+                return
+
+    async def _ask_for_more(self) -> None:
+        carry, spec = self._carry, budget_checkpoint()
+        remaining = self._remaining_estimate()
+        now = workflow.now()
+        context: dict[str, Any] = {
+            "spent_usd": str(carry.spent_usd),
+            "remaining_estimate_usd": str(remaining),
+            "max_cost_usd": str(carry.cap_usd),
+            "next_step": "dispatch the remaining items",
+        }
+        self._book.open(
+            BUDGET_CHECKPOINT, now=now, deadline=now + spec.timeout, phase="sweep", context=context
+        )
+        self._state = "awaiting_approval"
+        self._publish()
+        self._events.emit(
+            EventKind.CHECKPOINT_OPENED,
+            phase="sweep",
+            checkpoint=BUDGET_CHECKPOINT,
+            status="awaiting_approval",
+            deadline=now + spec.timeout,
+            message="The sweep waits for a budget increase",
+            details=context,
+        )
+        try:
+            await workflow.wait_condition(lambda: self._book.settled(BUDGET_CHECKPOINT), timeout=spec.timeout)
+        except TimeoutError:
+            self._book.expire(BUDGET_CHECKPOINT)
+            carry.stopped_reason = "the budget checkpoint expired"
+            return
+        finally:
+            self._state = "running"
+        record = self._book.decision_for(BUDGET_CHECKPOINT)
+        assert record is not None
+        self._events.emit(
+            EventKind.CHECKPOINT_DECIDED,
+            phase="sweep",
+            checkpoint=BUDGET_CHECKPOINT,
+            decision=record.decision.value,
+            approver=record.approver,
+            message=f"Budget checkpoint decided: {record.decision.value}",
+        )
+        if record.decision is Decision.APPROVE:
+            carry.cap_usd = record.budget_usd or carry.spent_usd + remaining
+        else:
+            carry.stopped_reason = f"the budget increase was rejected by {record.approver}"
+        self._publish()
+
+    # -- ending ---------------------------------------------------------------------------
+
+    async def _finish(self) -> SweepProgress:
+        carry = self._carry
+        if carry.stopped_reason is not None:
+            self._state = "stopped"
+            kind, message = EventKind.SWEEP_STOPPED, "The sweep stopped before all items ran"
+        else:
+            self._state = "completed"
+            kind, message = EventKind.SWEEP_COMPLETED, "The sweep finished"
+        self._events.emit(
+            kind,
+            phase="sweep",
+            status=self._state,
+            message=message,
+            details={"done": carry.done, "failed": carry.failed, "reason": carry.stopped_reason},
+        )
+        self._publish()
+        await self._events.flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.progress()
+
+    async def _cancelled(self) -> SweepProgress:
+        details = self._cancellation.ledger_details()
+        self._cancellation.taken()
+        self._state = "cancelled"
+        self._book.cancel_open()
+        in_flight = list(self._running.values())
+        # Cancel the item activities (their compute killed or its call cancelled, the attempt
+        # costed as cancelled) and wait until each has stopped.
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if in_flight:
+            outcomes = await workflow.execute_activity_method(
+                SweepActivities.end_sweep_items,
+                CancelledItemsInput(sweep_id=self._id, tenant=self._inp.tenant, items=in_flight),
+                start_to_close_timeout=_QUICK,
+            )
+            for item, outcome in zip(in_flight, outcomes, strict=True):
+                if self._running.pop(item.index, None) is not None:
+                    if outcome.status == "cancelled":
+                        self._carry.cancelled += 1
+                    else:
+                        self._account(item, outcome)
+        self._running.clear()
+        self._events.emit(
+            EventKind.SWEEP_CANCELLED,
+            phase="sweep",
+            status="cancelled",
+            message="The sweep was cancelled",
+            details=details,
+        )
+        self._publish()
+        await self._events.flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.progress()
+
+    # -- what it tells the outside ----------------------------------------------------------
+
+    def _publish(self) -> None:
+        awaiting = self._book.awaiting()
+        batch = next((b.key for b in self._carry.batches if b.done + b.failed < b.total), None)
+        workflow.upsert_search_attributes(
+            [
+                SA_STATUS.value_set(self._state),
+                SA_TENANT.value_set(self._inp.tenant),
+                SA_PHASE.value_set(f"sweep:{batch}" if batch else "sweep"),
+                SA_AWAITING.value_set(awaiting) if awaiting else SA_AWAITING.value_unset(),
+            ]
+        )
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> SweepProgress:
+        carry, plan = self._carry, self._plan
+        total = plan.total if plan else 0
+        running = len(self._running)
+        finished = carry.done + carry.failed + carry.cancelled
+        eta = None
+        if carry.seconds_n and self._state == "running":
+            mean = carry.seconds_sum / carry.seconds_n
+            eta = (total - finished) * mean / max(1, min(self._spec.max_parallel, total - finished or 1))
+        return SweepProgress(
+            sweep_id=self._id,
+            status=self._state,
+            tenant=self._inp.tenant,
+            function=self._resolved.function if self._resolved else (self._spec.function or ""),
+            total=total,
+            done=carry.done,
+            failed=carry.failed,
+            cancelled=carry.cancelled,
+            running=running,
+            pending=max(0, total - finished - running),
+            spent_usd=carry.spent_usd,
+            max_cost_usd=carry.cap_usd,
+            estimate_usd=carry.spent_usd + self._remaining_estimate() if self._resolved else None,
+            eta_seconds=eta,
+            batches=[b.model_copy() for b in carry.batches],
+            axes={
+                a: [AxisCount(value=v, done=c[0], failed=c[1]) for v, c in values.items()]
+                for a, values in carry.axes.items()
+            },
+            awaiting=self._book.awaiting(),
+            runs=carry.runs,
+            reason=carry.stopped_reason or self._problem,
+        )
+
+    # -- people: decide (update and signals) and cancel ---------------------------------------
+
+    @workflow.update(name=DECIDE_UPDATE)
+    def decide(self, payload: Any) -> DecisionReceipt:
+        d = parse_decision("update", DECIDE_UPDATE, payload, None)
+        try:
+            return self._book.submit(d, now=workflow.now(), via="update", hold_upcoming=False)
+        except InvalidDecisionError as exc:
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
+
+    @decide.validator
+    def _validate_decide(self, payload: Any) -> None:
+        try:
+            self._book.check(parse_decision("update", DECIDE_UPDATE, payload, None), hold_upcoming=False)
+        except InvalidDecisionError as exc:
+            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
+
+    @workflow.signal(name=DECISION_SIGNALS[0])
+    def approve_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[0], payload, Decision.APPROVE)
+
+    @workflow.signal(name=DECISION_SIGNALS[1])
+    def reject_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[1], payload, Decision.REJECT)
+
+    @workflow.signal(name=DECISION_SIGNALS[2])
+    def decide_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[2], payload, None)
+
+    def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
+        try:
+            d = parse_decision("signal", name, payload, forced)
+            self._book.submit(d, now=workflow.now(), via=f"signal:{name}", hold_upcoming=False)
+        except InvalidDecisionError as exc:
+            self._book.refuse(now=workflow.now(), via=f"signal:{name}", reason=str(exc), payload=payload)
+
+    @workflow.update(name=CANCEL_UPDATE)
+    async def cancel(self, payload: Any) -> CancelReceipt:
+        inp = self._cancellation.validate(payload, ended=self._ended())
+        if not self._cancellation.request(inp):
+            return self._cancellation.receipt("duplicate")
+        await workflow.wait_condition(lambda: self._state not in ("running", "awaiting_approval"))
+        return self._cancellation.receipt("applied")
+
+    @cancel.validator
+    def _validate_cancel(self, payload: Any) -> None:
+        self._cancellation.validate(payload, ended=self._ended())
+
+    def _ended(self) -> str | None:
+        return self._state if self._state in ("completed", "stopped", "failed") else None
