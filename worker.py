@@ -26,12 +26,15 @@ from activities.anchoring import AnchorActivities
 from activities.budget import BudgetActivities, CostReader
 from activities.compute import ComputeBackend
 from activities.dispatch import DispatchActivities, Dispatcher
+from activities.gpu_runs import GpuRunActivities
 from activities.limits import ConcurrencyLimits, SlotLimiter
 from activities.local_backend import LocalBackend
 from activities.records import EventSink, RecordActivities
 from activities.slots import PostgresSlots
+from activities.sweep_results import SweepActivities
 from activities.tasks import TaskActivities
 from activities.webhooks import WebhookActivities
+from boomerang.artifacts import ArtifactStore, artifact_store_from_settings
 from boomerang.connect import connect_temporal
 from boomerang.logs import configure_logging
 from boomerang.observability.health import Pool, readiness, serving_health
@@ -43,17 +46,22 @@ from boomerang.pricing import PriceTable, load_price_table
 from boomerang.settings import ComputeBackendName, Settings
 from boomerang.store.costs import LedgerCosts
 from boomerang.store.recorder import EventStore, open_pool
+from boomerang.store.sweeps import SweepResults
 from modal_app.registry import load_registry, parse_modules
 from workflows.anchoring import AnchorLedger
+from workflows.gpu_run import GpuRun
 from workflows.pipeline import ValidationPipeline
+from workflows.sweep import Sweep
 from workflows.task import BoomerAngTask
+from workflows.warm_policy import GpuWarmPolicy
 from workflows.webhooks import DeliverWebhook
 
 log = structlog.get_logger()
 
 
 # Every Boomerang workflow; a worker that runs workflows runs all of them.
-WORKFLOWS = [ValidationPipeline, BoomerAngTask, DeliverWebhook, AnchorLedger]
+GPU_WORKFLOWS = [GpuRun, GpuWarmPolicy]  # `boomerang gpu exec` (activities: GpuRunActivities)
+WORKFLOWS = [ValidationPipeline, BoomerAngTask, DeliverWebhook, AnchorLedger, Sweep]
 
 
 def build_activities(
@@ -64,6 +72,7 @@ def build_activities(
     costs: CostReader | None = None,
     webhooks: WebhookActivities | None = None,
     anchoring: AnchorActivities | None = None,
+    sweeps: tuple[SweepResults, ArtifactStore] | None = None,
 ) -> list[Callable[..., Any]]:
     """Every Boomerang activity, bound to its dependencies; `prices` defaults to the packaged table.
 
@@ -80,6 +89,14 @@ def build_activities(
         # Without `webhooks`, a run with a webhook URL starts a delivery no worker can make.
         *(webhooks.activities if webhooks is not None else []),
         *(anchoring.activities if anchoring is not None else []),
+        # Sweep items write their rows to Postgres and large outputs to the artifact store.
+        *(
+            SweepActivities(
+                sweeps[0], sweeps[1], dispatcher, registry, prices, costs or _NoLedger()
+            ).activities
+            if sweeps is not None
+            else []
+        ),
     ]
 
 
@@ -93,15 +110,18 @@ def build_worker(
     costs: CostReader | None = None,
     webhooks: WebhookActivities | None = None,
     anchoring: AnchorActivities | None = None,
+    sweeps: tuple[SweepResults, ArtifactStore] | None = None,
+    gpu_runs: GpuRunActivities | None = None,
 ) -> Worker:
     """A worker for every Boomerang workflow and activity."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
+        workflows=[*WORKFLOWS, *GPU_WORKFLOWS],
         activities=build_activities(
-            backend, events, prices=prices, costs=costs, webhooks=webhooks, anchoring=anchoring
-        ),
+            backend, events, prices=prices, costs=costs, webhooks=webhooks, anchoring=anchoring, sweeps=sweeps
+        )
+        + (gpu_runs.activities if gpu_runs is not None else []),
         # Cancellation and heartbeats must reach activities promptly after a stop.
         graceful_shutdown_timeout=timedelta(seconds=5),
         # Each activity's log lines name its run, activity, attempt and tenant.
@@ -174,6 +194,14 @@ async def running_worker(
             costs=LedgerCosts(pool),
             webhooks=WebhookActivities.from_settings(settings, pool=pool, events=events),
             anchoring=AnchorActivities(pool, settings.ledger_anchor_path),
+            sweeps=(SweepResults(pool), artifact_store_from_settings(settings)),
+            gpu_runs=GpuRunActivities(
+                store=artifact_store_from_settings(settings),
+                state_dir=settings.state_dir,
+                backend=settings.compute_backend.value,
+                modal_app_name=settings.modal_app_name,
+                prices=load_price_table(settings.price_table, env={}),
+            ),
         )
         async with worker, _serving_health(settings, metrics, client, pool):
             log.info(

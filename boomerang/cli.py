@@ -20,6 +20,7 @@ from boomerang.api_cli import api_command, tokens_app, webhooks_app
 from boomerang.client import BoomerangClient
 from boomerang.doctor_cli import doctor_command, setup_command
 from boomerang.errors import BoomerangError, CancelRefusedError, InvalidDecisionError, UnknownRunError
+from boomerang.gpu_cli import gpu_app
 from boomerang.logs import configure_logging
 from boomerang.models.cancel import CancelInput
 from boomerang.models.decisions import (
@@ -35,6 +36,7 @@ from boomerang.observability.tracing import command_name, command_span
 from boomerang.settings import Settings
 from boomerang.spec_files import SpecFileError, load_spec
 from boomerang.store.cli import charter_command, cost_command, ledger_app
+from boomerang.sweep_cli import sweep_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Start validation pipelines.")
@@ -46,6 +48,8 @@ task_app = typer.Typer(no_args_is_help=True, help="Run Boomer_Ang specialist tas
 app.add_typer(task_app, name="task")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(gpu_app, name="gpu")
+app.add_typer(sweep_app, name="sweep")
 app.command("api", help="Serve the HTTP API (BOOMERANG_API_PORT, default 8787).")(api_command)
 app.command("doctor", help="Check this configuration before it is used; exit 1 on a failure.")(doctor_command)
 app.command("setup", help="Register search attributes (self-hosted Temporal) and apply migrations.")(

@@ -7,10 +7,13 @@ await client.decide(run_id, DecisionInput(checkpoint="approve_founders_brief", a
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 from temporalio.api.common.v1 import WorkflowExecution
@@ -29,14 +32,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from boomerang.admission import admit
+from boomerang.artifacts import ArtifactStore
 from boomerang.connect import connect_temporal
 from boomerang.constants import (
     CANCEL_UPDATE,
     DECIDE_UPDATE,
     PIPELINE_WORKFLOW,
+    PROGRESS_QUERY,
     SA_STATUS,
     SA_TENANT,
     STATUS_QUERY,
+    SWEEP_WORKFLOW,
     TASK_QUEUE,
     TASK_WORKFLOW,
 )
@@ -49,6 +55,7 @@ from boomerang.errors import (
     TaskFailedError,
     UnknownRunError,
 )
+from boomerang.gpu_runs import gpu_run_result, prepare_gpu_run, start_gpu_run
 from boomerang.models.cancel import CancelInput, CancelReceipt, CancelRecord
 from boomerang.models.decisions import (
     CheckpointView,
@@ -59,16 +66,20 @@ from boomerang.models.decisions import (
     ReceiptStatus,
     RunStatus,
 )
+from boomerang.models.gpu_runs import GpuRunInput, GpuRunOutcome, HotMode
 from boomerang.models.pipeline import PipelineInput
+from boomerang.models.sweeps import SweepInput, SweepProgress, SweepSpec
 from boomerang.models.tasks import TaskInput, TaskOutcome
 from boomerang.pipelines import startup_validation_pipeline
 from boomerang.settings import Settings
+from boomerang.snapshots import DEFAULT_MAX_BYTES
 from boomerang.store import queries
 from boomerang.store.charter import CharterRow
 from boomerang.store.costs import CostReport, cost_report
 from boomerang.store.integrity import VerifyReport, verify
 from boomerang.store.queries import Pool
 from boomerang.webhooks.urls import WebhookUrlPolicy
+from modal_app.registry import Registry, load_registry, modules_from_env
 
 _SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
 
@@ -343,6 +354,74 @@ class BoomerangClient:
         except RPCError as exc:
             raise _rpc_error(task_id, exc) from exc
         return outcome
+
+    # -- GPU command runs (boomerang/gpu_runs.py) --------------------------------------
+
+    async def gpu_exec(
+        self,
+        command: Sequence[str],
+        *,
+        workdir: Path = Path("."),
+        gpu: str = "L4",
+        timeout_s: float = 600,
+        task_id: str = "adhoc",
+        attempt: int = 1,
+        env_names: Sequence[str] = (),
+        hot_mode: HotMode = HotMode.AUTO,
+        tenant: str = "local",
+        store: ArtifactStore | None = None,
+        max_snapshot_bytes: int = DEFAULT_MAX_BYTES,
+        run_id: str | None = None,
+    ) -> GpuRunOutcome:
+        """Run `command` on a GPU against a snapshot of `workdir` and wait for its exit code.
+
+        Bad input raises `GpuRunInputError` before anything is dispatched; a command that
+        fails is an outcome with its exit code; `GpuRunFailedError` means Boomerang failed.
+        """
+        inp = await asyncio.to_thread(
+            prepare_gpu_run, command, workdir=workdir, store=store, gpu=gpu, timeout_s=timeout_s,
+            task_id=task_id, attempt=attempt, env_names=env_names, hot_mode=hot_mode, tenant=tenant,
+            max_snapshot_bytes=max_snapshot_bytes,
+        )  # fmt: skip
+        return await self.gpu_run_result(await self.start_gpu_run(inp, run_id=run_id))
+
+    async def start_gpu_run(self, inp: GpuRunInput, *, run_id: str | None = None) -> str:
+        """Start a `GpuRun` from a prepared input (`boomerang.gpu_runs.prepare_gpu_run`); its id."""
+        return await start_gpu_run(self.temporal, inp, task_queue=self._task_queue, run_id=run_id)
+
+    async def gpu_run_result(self, run_id: str) -> GpuRunOutcome:
+        """Wait for a GPU run to end: its outcome (exit code, tails, artifact URI)."""
+        return await gpu_run_result(self.temporal, run_id)
+
+    # -- sweeps (workflows/sweep.py) ------------------------------------------------------
+
+    async def start_sweep(
+        self,
+        spec: SweepSpec,
+        *,
+        tenant: str,
+        sweep_id: str | None = None,
+        registry: Registry | None = None,
+    ) -> str:
+        """Check the sweep against the registry (SweepSpecError names every problem), then start it."""
+        from boomerang.sweeps import resolve_sweep
+
+        resolve_sweep(spec, registry or load_registry(modules_from_env()))
+        sweep_id = sweep_id or f"sweep-{secrets.token_hex(6)}"
+        await self.temporal.start_workflow(
+            SWEEP_WORKFLOW,
+            SweepInput(tenant=tenant, spec=spec),
+            id=sweep_id,
+            task_queue=self._task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(SA_TENANT, tenant)]),
+        )
+        return sweep_id
+
+    async def sweep_progress(self, sweep_id: str) -> SweepProgress:
+        """Done, failed, running, pending (per batch and axis value), spend and ETA."""
+        handle = self.temporal.get_workflow_handle(sweep_id)
+        progress: SweepProgress = await handle.query(PROGRESS_QUERY, result_type=SweepProgress)
+        return progress
 
     async def pending_approvals(self, tenant: str | None = None) -> list[PendingApproval]:
         query = (

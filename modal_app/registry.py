@@ -30,6 +30,8 @@ from modal_app.functions import (
     invoke,
     is_permanent,
 )
+from modal_app.gpu_exec import gpu_exec_functions
+from modal_app.simulation import SIMULATE
 from modal_app.specialists import (
     SEED_CPU,
     SEED_MEMORY_MIB,
@@ -156,12 +158,13 @@ class Registry:
 
 
 def builtin_registry() -> Registry:
-    """The five phases of the default pipeline and the four built-in specialists."""
+    """The five phases of the default pipeline, the four built-in specialists and GPU command runs."""
     registry = Registry()
-    for fn in PHASE_FUNCTIONS.values():
+    for fn in (*PHASE_FUNCTIONS.values(), *gpu_exec_functions().values()):
         registry.add_function(fn)
     for specialist, body in builtin_specialists():
         registry.add_specialist(specialist, body=body)
+    registry.add_function(SIMULATE)  # for trying sweeps on a laptop
     return registry
 
 

@@ -38,12 +38,26 @@ class EventKind(StrEnum):
     WEBHOOK_DELIVERED = "webhook_delivered"
     WEBHOOK_FAILED = "webhook_failed"
     BUDGET_REACHED = "budget_reached"
+    # Sweeps write one row per batch (or per continue-as-new segment), never per item.
+    SWEEP_STARTED = "sweep_started"
+    SWEEP_BATCH_COMPLETED = "sweep_batch_completed"
+    SWEEP_PROGRESS = "sweep_progress"
+    SWEEP_COMPLETED = "sweep_completed"
+    SWEEP_STOPPED = "sweep_stopped"
+    SWEEP_CANCELLED = "sweep_cancelled"
     # One paid attempt of a compute call, with its cost: money spent twice shows twice.
     COMPUTE_ATTEMPT = "compute_attempt"
+    # GPU command runs (`boomerang gpu exec`, workflows/gpu_run.py).
+    GPU_RUN_STARTED = "gpu_run_started"
+    GPU_RUN_COMPLETED = "gpu_run_completed"
+    GPU_RUN_FAILED = "gpu_run_failed"
+    GPU_RUN_CANCELLED = "gpu_run_cancelled"
+    # A GPU function's warm policy changed (why, and what idling costs now): operator matter.
+    WARM_POLICY_CHANGED = "warm_policy_changed"
 
 
 # Internal bookkeeping: written to the Ledger only, never to the Charter.
-LEDGER_ONLY_KINDS = frozenset({EventKind.COMPUTE_ATTEMPT})
+LEDGER_ONLY_KINDS = frozenset({EventKind.COMPUTE_ATTEMPT, EventKind.WARM_POLICY_CHANGED})
 
 
 class CostBreakdown(BaseModel):
