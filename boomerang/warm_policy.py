@@ -68,6 +68,8 @@ class WarmPolicyInput(BaseModel):
     gpu: str
     state: PolicyState | None = None
     config: WarmPolicyConfig = WarmPolicyConfig()
+    # Histories renewed so far (continue-as-new): keeps each generation's event keys apart.
+    generation: int = Field(default=0, ge=0)
 
 
 @dataclass(frozen=True)

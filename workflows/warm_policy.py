@@ -56,7 +56,8 @@ class GpuWarmPolicy:
     @workflow.run
     async def run(self, inp: WarmPolicyInput) -> None:
         config = inp.config
-        events = EventLog(run_id=workflow.info().workflow_id, tenant=OPERATOR_TENANT)
+        wid = workflow.info().workflow_id
+        events = EventLog(run_id=wid, tenant=OPERATOR_TENANT, key_prefix=f"{wid}/g{inp.generation:04d}")
         writer = events.start()
         try:
             if inp.state is None:  # a new policy: the deployed settings become the base mode's
@@ -93,7 +94,9 @@ class GpuWarmPolicy:
             await events.flush()
         finally:
             writer.cancel()
-        workflow.continue_as_new(inp.model_copy(update={"state": self._state}))
+        workflow.continue_as_new(
+            inp.model_copy(update={"state": self._state, "generation": inp.generation + 1})
+        )
 
     async def _apply(self, events: EventLog, inp: WarmPolicyInput, change: PolicyChange) -> None:
         applied = await workflow.execute_activity_method(

@@ -135,6 +135,8 @@ class ModalServicer(ModalClientBase):
         self.polls = 0
         self.poll_errors: list[Status] = []
         self.poll_resets = 0
+        # Autoscaler overrides by function name, as `Function.autoscaler.update` leaves them.
+        self.autoscaler: dict[str, api_pb2.AutoscalerSettings] = {}
 
     # -- test controls ----------------------------------------------------------------------------
 
@@ -191,6 +193,21 @@ class ModalServicer(ModalClientBase):
             function_id=f"fu-{name}", handle_metadata=metadata, function=self.definitions[name]
         )
         await stream.send_message(response)
+
+    async def FunctionUpdateSchedulingParams(
+        self,
+        stream: Stream[
+            api_pb2.FunctionUpdateSchedulingParamsRequest, api_pb2.FunctionUpdateSchedulingParamsResponse
+        ],
+    ) -> None:
+        request = await self._receive(stream, "FunctionUpdateSchedulingParams")
+        name = request.function_id.removeprefix("fu-")
+        if name not in self.functions:
+            raise GRPCError(Status.NOT_FOUND, f"no function {request.function_id}")
+        current = self.autoscaler.setdefault(name, api_pb2.AutoscalerSettings())
+        current.MergeFrom(request.settings)  # fields the request leaves unset keep their value
+        self._notify()
+        await stream.send_message(api_pb2.FunctionUpdateSchedulingParamsResponse(current_settings=current))
 
     async def FunctionMap(
         self, stream: Stream[api_pb2.FunctionMapRequest, api_pb2.FunctionMapResponse]
