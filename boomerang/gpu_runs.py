@@ -14,16 +14,21 @@ the run carries only its key.
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import os
 import secrets
+import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from boomerang.artifacts import ArtifactStore
+from boomerang.constants import SA_TENANT
 from boomerang.errors import BoomerangError
 from boomerang.models.gpu_runs import (
     ARTIFACT_PREFIX,
@@ -93,16 +98,46 @@ def prepare_gpu_run(
     placeholder = SnapshotRef(sha256="0" * 64, size=1, files=1, inline="")
     _validated(**fields, snapshot=placeholder)  # refuse bad options before packing anything
     snap = pack_snapshot(workdir, max_bytes=max_snapshot_bytes)
-    ref = {"sha256": snap.sha256, "size": snap.size, "files": snap.files}
-    if snap.size <= INLINE_SNAPSHOT_LIMIT:
-        return _validated(**fields, snapshot=SnapshotRef(**ref, inline=base64.b64encode(snap.data).decode()))
+    return _with_snapshot(fields, snap.data, files=snap.files, store=store)
+
+
+def input_from_archive(
+    archive: bytes,
+    *,
+    store: ArtifactStore | None,
+    max_snapshot_bytes: int = DEFAULT_MAX_BYTES,
+    **fields: object,
+) -> GpuRunInput:
+    """A run input from a snapshot packed elsewhere (`pack_snapshot`'s .tar.gz), e.g. sent over HTTP."""
+    if not archive:
+        raise GpuRunInputError("the snapshot is empty")
+    if len(archive) > max_snapshot_bytes:
+        raise GpuRunInputError(
+            f"the snapshot is over its limit: {len(archive):,} > {max_snapshot_bytes:,} bytes"
+        )
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            files = sum(1 for m in tar.getmembers() if not m.isdir())
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise GpuRunInputError(f"the snapshot is not a .tar.gz: {exc}") from None
+    if files == 0:
+        raise GpuRunInputError("the snapshot is empty: it holds no file")
+    return _with_snapshot(fields, archive, files=files, store=store)
+
+
+def _with_snapshot(
+    fields: dict[str, object], data: bytes, *, files: int, store: ArtifactStore | None
+) -> GpuRunInput:
+    ref = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "files": files}
+    if len(data) <= INLINE_SNAPSHOT_LIMIT:
+        return _validated(**fields, snapshot=SnapshotRef(**ref, inline=base64.b64encode(data).decode()))
     if store is None:
         raise GpuRunInputError(
-            f"the snapshot is {snap.size:,} bytes, over the {INLINE_SNAPSHOT_LIMIT:,}-byte inline limit, "
+            f"the snapshot is {len(data):,} bytes, over the {INLINE_SNAPSHOT_LIMIT:,}-byte inline limit, "
             "and no artifact store was given to carry it"
         )
-    key = f"{ARTIFACT_PREFIX}/snapshots/{snap.sha256}.tar.gz"
-    store.put(key, snap.data)
+    key = f"{ARTIFACT_PREFIX}/snapshots/{ref['sha256']}.tar.gz"
+    store.put(key, data)
     return _validated(**fields, snapshot=SnapshotRef(**ref, key=key))
 
 
@@ -110,7 +145,14 @@ async def start_gpu_run(
     client: Client, inp: GpuRunInput, *, task_queue: str, run_id: str | None = None
 ) -> str:
     run_id = run_id or new_gpu_run_id(inp.task_id, inp.attempt)
-    await client.start_workflow(GPU_RUN_WORKFLOW, inp, id=run_id, task_queue=task_queue)
+    await client.start_workflow(
+        GPU_RUN_WORKFLOW,
+        inp,
+        id=run_id,
+        task_queue=task_queue,
+        # The API finds a tenant's runs by it (as for pipelines and tasks).
+        search_attributes=TypedSearchAttributes([SearchAttributePair(SA_TENANT, inp.tenant)]),
+    )
     return run_id
 
 

@@ -23,7 +23,15 @@ from psycopg_pool import PoolTimeout
 from pydantic import SecretStr
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
-from boomerang.api import routes_approvals, routes_cancel, routes_runs, routes_tasks, routes_webhooks
+from boomerang.api import (
+    routes_approvals,
+    routes_cancel,
+    routes_gpu_runs,
+    routes_runs,
+    routes_sweeps,
+    routes_tasks,
+    routes_webhooks,
+)
 from boomerang.api.cors import ListedOriginsCORS
 from boomerang.api.deps import ApiContext, Pool
 from boomerang.api.docs import mount_offline_docs
@@ -78,6 +86,8 @@ def create_app(
     app.include_router(routes_webhooks.router)
     app.include_router(routes_tasks.router)
     app.include_router(routes_cancel.router)
+    app.include_router(routes_gpu_runs.router)
+    app.include_router(routes_sweeps.router)
     app.add_api_route("/health", _health_route(app.state.boomerang), methods=["GET"], response_model=Health,
                       tags=["health"], responses={503: {"model": Health}})  # fmt: skip
     app.middleware("http")(_log_request)
