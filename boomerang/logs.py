@@ -36,6 +36,49 @@ def redact_secrets(
     return event_dict
 
 
+# What temporalio's workflow.logger and activity.logger attach to a record's `extra`.
+_TEMPORAL_EXTRAS = ("temporal_workflow", "temporal_activity")
+_TEMPORAL_NAMES = {"workflow_id": "run_id", "workflow_type": "workflow", "activity_type": "activity",
+                   "attempt": "attempt"}  # fmt: skip
+
+
+def temporal_fields(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A standard-library record from Temporal's loggers names its run, workflow, activity
+    and attempt with the same keys as the activity context (which wins where both say)."""
+    record = event_dict.get("_record")
+    for extra in _TEMPORAL_EXTRAS:
+        info = getattr(record, extra, None)
+        if isinstance(info, Mapping):
+            for key, name in _TEMPORAL_NAMES.items():
+                if key in info:
+                    event_dict.setdefault(name, info[key])
+    return event_dict
+
+
+def stdlib_formatter(*, json: bool) -> logging.Formatter:
+    """How a standard-library record is written: the same fields, redaction and renderer as structlog's."""
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    tracebacks: list[Any] = [structlog.processors.format_exc_info] if json else []
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # Inside an activity: run_id, activity, attempt, tenant (observability.log_context).
+            structlog.contextvars.merge_contextvars,
+            temporal_fields,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *tracebacks,
+            redact_secrets,
+            renderer,
+        ],
+    )
+
+
 def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     """One format for every line the process writes, secrets redacted in each.
 
@@ -61,17 +104,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamp],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                *tracebacks,
-                redact_secrets,
-                renderer,
-            ],
-        )
-    )
+    handler.setFormatter(stdlib_formatter(json=json))
     setattr(handler, _OURS, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
