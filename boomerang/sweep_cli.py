@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 import typer
 
+from boomerang.cli.ledger import _pool as open_pool_for_cli
 from boomerang.client import BoomerangClient
 from boomerang.models.sweeps import SweepProgress, SweepSpec
 from boomerang.money import usd_text
 from boomerang.pricing import load_price_table
 from boomerang.settings import Settings
-from boomerang.store.cli import _pool as open_pool_for_cli
 from boomerang.store.sweeps import SweepResults
 from boomerang.sweeps import estimate_sweep, resolve_sweep
 from modal_app.registry import load_registry, parse_modules

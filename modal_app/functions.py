@@ -26,6 +26,7 @@ from modal_app.contracts import (
     PermanentError,
     PhaseRequest,
 )
+from modal_app.errors import BoomerangError
 from modal_app.telemetry import TRACE_KEY, compute_span
 
 MINUTES = 60
@@ -70,7 +71,7 @@ PHASE_FUNCTIONS: dict[str, ComputeFunction[Any]] = {
 }
 
 
-class UnknownFunctionError(LookupError):
+class UnknownFunctionError(BoomerangError, LookupError):
     """The named compute function is not registered."""
 
 

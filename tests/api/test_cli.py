@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from boomerang.api_cli import tokens_app, webhooks_app
+from boomerang.cli.api import tokens_app, webhooks_app
 from boomerang.store.tokens import token_prefix
 
 cli = typer.Typer()

@@ -1,4 +1,4 @@
-"""`boomerang doctor` and `boomerang setup` (mounted by `boomerang/cli.py`)."""
+"""`boomerang doctor` and `boomerang setup` (mounted by `boomerang/cli/`)."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from typing import Annotated
 import typer
 from pydantic import HttpUrl, ValidationError
 
+from boomerang.cli.ledger import run_with_pool
 from boomerang.settings import Settings
-from boomerang.store.cli import run_with_pool
 from boomerang.store.endpoints import EndpointError, list_endpoints, register_endpoint, rotate_secret
 from boomerang.webhooks.urls import WebhookUrlPolicy, WebhookUrlRefused, check_webhook_url
 

@@ -1,6 +1,6 @@
 """`boomerang ledger ...` and `boomerang charter`: read and prove the records.
 
-Mounted by `boomerang/cli.py`:
+Mounted by `boomerang/cli/`:
 
     app.add_typer(ledger_app, name="ledger")
     app.command("charter")(charter_command)

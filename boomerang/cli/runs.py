@@ -1,27 +1,17 @@
-"""The `boomerang` command: the embedded stack, pipelines, approvals and status."""
+"""Runs: `pipeline start`, `decide`, `cancel`, `status`, `approvals`."""
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
-import os
-import sys
-import warnings
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import structlog
 import typer
 from pydantic import ValidationError
 
-from boomerang.api_cli import api_command, tokens_app, webhooks_app
+from boomerang.cli.common import WEBHOOK_HELP, problems, run_command
 from boomerang.client import BoomerangClient
-from boomerang.doctor_cli import doctor_command, setup_command
-from boomerang.errors import BoomerangError, CancelRefusedError, InvalidDecisionError, UnknownRunError
-from boomerang.gpu_cli import gpu_app
-from boomerang.logs import configure_logging
 from boomerang.models.cancel import CancelInput
 from boomerang.models.decisions import (
     CheckpointContext,
@@ -31,50 +21,10 @@ from boomerang.models.decisions import (
     ReceiptStatus,
 )
 from boomerang.models.pipeline import Decision, PipelineInput
-from boomerang.models.tasks import TaskInput
-from boomerang.observability.tracing import command_name, command_span
 from boomerang.settings import Settings
 from boomerang.spec_files import SpecFileError, load_spec
-from boomerang.store.cli import charter_command, cost_command, ledger_app
-from boomerang.sweep_cli import sweep_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Start validation pipelines.")
-app.add_typer(pipeline_app, name="pipeline")
-app.add_typer(ledger_app, name="ledger")
-app.command("charter", help="What the customer sees of a run (the Charter).")(charter_command)
-app.command("cost", help="What a run has cost, by phase and specialist.")(cost_command)
-task_app = typer.Typer(no_args_is_help=True, help="Run Boomer_Ang specialist tasks.")
-app.add_typer(task_app, name="task")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(webhooks_app, name="webhooks")
-app.add_typer(gpu_app, name="gpu")
-app.add_typer(sweep_app, name="sweep")
-app.command("api", help="Serve the HTTP API (BOOMERANG_API_PORT, default 8787).")(api_command)
-app.command("doctor", help="Check this configuration before it is used; exit 1 on a failure.")(doctor_command)
-app.command("setup", help="Register search attributes (self-hosted Temporal) and apply migrations.")(
-    setup_command
-)
-
-T = TypeVar("T")
-_WEBHOOK_HELP = "POST signed notifications here (the worker signs with BOOMERANG_WEBHOOK_SECRET)."
-
-
-def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    settings = Settings()
-    try:
-        # With tracing on, the command is the root span of the run it starts or touches.
-        with command_span(command_name(make)):
-            return asyncio.run(make(settings))
-    except (InvalidDecisionError, CancelRefusedError) as exc:
-        typer.echo(f"refused: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except UnknownRunError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(3) from None
-    except BoomerangError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
 
 
 def _parse_roster(entries: list[str]) -> dict[str, tuple[str, ...]]:
@@ -94,7 +44,7 @@ def pipeline_start(
     brief: Annotated[str, typer.Option(help="The founder's brief, as text.")],
     roster: Annotated[list[str], typer.Option(help="ROLE=alice,bob; repeat per role.")] = [],  # noqa: B006
     context: Annotated[str, typer.Option(help="JSON object of extra inputs.")] = "{}",
-    webhook_url: Annotated[str | None, typer.Option(help=_WEBHOOK_HELP)] = None,
+    webhook_url: Annotated[str | None, typer.Option(help=WEBHOOK_HELP)] = None,
     budget_usd: Annotated[
         str | None, typer.Option(help="USD the run may spend before it asks (approve_budget_increase).")
     ] = None,
@@ -116,51 +66,16 @@ def pipeline_start(
             }
         )  # fmt: skip
     except ValidationError as exc:
-        raise typer.BadParameter(_problems(exc)) from None
+        raise typer.BadParameter(problems(exc)) from None
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"--context is not JSON: {exc}") from None
 
     async def start(settings: Settings) -> str:
         return await (await BoomerangClient.connect(settings)).start_pipeline(inp)
 
-    typer.echo(_run(start))
+    typer.echo(run_command(start))
 
 
-@task_app.command("run")
-def task_run(
-    task_type: Annotated[str, typer.Option("--type", help="e.g. code_generation, research, design.")],
-    payload: Annotated[str, typer.Option(help="The task's JSON payload.")] = "{}",
-    specialist: Annotated[str | None, typer.Option(help="e.g. Code_Ang; default: by task type.")] = None,
-    tenant: Annotated[str, typer.Option(help="Tenant the task belongs to.")] = "default",
-    max_cost_usd: Annotated[float | None, typer.Option(help="Refuse to start above this estimate.")] = None,
-    wait: Annotated[bool, typer.Option(help="Wait and print the outcome as JSON.")] = True,
-    webhook_url: Annotated[str | None, typer.Option(help=_WEBHOOK_HELP)] = None,
-) -> None:
-    """Run one specialist task on compute; prints its id (and, with --wait, its outcome)."""
-    try:
-        inp = TaskInput.model_validate(
-            {
-                "tenant": tenant, "task_type": task_type, "boomer_ang_id": specialist,
-                "payload": json.loads(payload),
-                "max_cost_usd": None if max_cost_usd is None else str(max_cost_usd),
-                "webhook_url": webhook_url,
-            }
-        )  # fmt: skip
-    except (ValidationError, json.JSONDecodeError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-    async def run(settings: Settings) -> str:
-        client = await BoomerangClient.connect(settings)
-        task_id = await client.start_task(inp)
-        if not wait:
-            return task_id
-        typer.echo(task_id)
-        return (await client.task_result(task_id)).model_dump_json(indent=2)
-
-    typer.echo(_run(run))
-
-
-@app.command()
 def decide(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     checkpoint: Annotated[str, typer.Argument(help="e.g. approve_founders_brief")],
@@ -187,7 +102,7 @@ def decide(
             }
         )  # fmt: skip
     except ValidationError as exc:
-        raise typer.BadParameter(_problems(exc)) from None
+        raise typer.BadParameter(problems(exc)) from None
 
     async def send(settings: Settings) -> str:
         receipt = await (await BoomerangClient.connect(settings)).decide(run_id, d)
@@ -200,10 +115,9 @@ def decide(
             )
         return line
 
-    typer.echo(_run(send))
+    typer.echo(run_command(send))
 
 
-@app.command()
 def cancel(
     run_id: Annotated[str, typer.Argument(help="The run id (a pipeline, or a task run alone).")],
     reason: Annotated[str | None, typer.Option(help="Why (kept in the Ledger with who cancelled).")] = None,
@@ -214,7 +128,7 @@ def cancel(
     try:
         CancelInput(by=who, reason=reason)
     except ValidationError as exc:
-        raise typer.BadParameter(_problems(exc)) from None
+        raise typer.BadParameter(problems(exc)) from None
 
     async def send(settings: Settings) -> str:
         receipt = await (await BoomerangClient.connect(settings)).cancel(run_id, by=who, reason=reason)
@@ -228,11 +142,7 @@ def cancel(
             return f"duplicate: {run_id} was already cancelled (by {receipt.by or 'unknown'}{why})"
         return f"applied: {run_id} cancelled (by {receipt.by}{why})"
 
-    typer.echo(_run(send))
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
+    typer.echo(run_command(send))
 
 
 def _echo_checkpoint(cp: CheckpointView, *, indent: str) -> None:
@@ -256,7 +166,6 @@ def _echo_checkpoint(cp: CheckpointView, *, indent: str) -> None:
         typer.echo(f"{indent}  {option.decision.value:<17} {option.effect}")
 
 
-@app.command()
 def status(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full status as JSON.")] = False,
@@ -266,7 +175,7 @@ def status(
     async def get(settings: Settings) -> PipelineStatus:
         return await (await BoomerangClient.connect(settings)).status(run_id)
 
-    st = _run(get)
+    st = run_command(get)
     if as_json:
         typer.echo(st.model_dump_json(indent=2))
         return
@@ -287,7 +196,6 @@ def status(
         typer.echo(f"  refused ({r.via}): {r.reason}")
 
 
-@app.command()
 def approvals(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -297,7 +205,7 @@ def approvals(
     async def get(settings: Settings) -> list[Any]:
         return await (await BoomerangClient.connect(settings)).pending_approvals(tenant)
 
-    pending = _run(get)
+    pending = run_command(get)
     if as_json:
         typer.echo(json.dumps([p.model_dump(mode="json") for p in pending], indent=2))
         return
@@ -306,77 +214,3 @@ def approvals(
     for p in pending:
         typer.echo(f"{p.run_id}  {p.tenant}  {p.project_id}")
         _echo_checkpoint(p.checkpoint, indent="  ")
-
-
-@app.command()
-def dev(
-    demo: Annotated[
-        bool, typer.Option(help="Start a demo pipeline to approve, unless one is still in flight.")
-    ] = True,
-    temporal_port: Annotated[
-        int | None,
-        typer.Option(min=1, max=65535, help="Temporal gRPC port. Default: from BOOMERANG_TEMPORAL_ADDRESS."),
-    ] = None,
-    ui_port: Annotated[
-        int | None,
-        typer.Option(min=1, max=65535, help="Temporal Web UI port. Default: BOOMERANG_TEMPORAL_UI_PORT."),
-    ] = None,
-    api_port: Annotated[
-        int | None, typer.Option(min=1, max=65535, help="HTTP API port. Default: BOOMERANG_API_PORT.")
-    ] = None,
-) -> None:
-    """Run everything on this machine: Temporal + UI, Postgres, worker, HTTP API."""
-    from boomerang.binaries import MissingBinaryError
-    from boomerang.devmain import dev_settings, run_dev
-    from boomerang.devstack import DevStackError
-
-    try:
-        settings = dev_settings(Settings(), temporal_port=temporal_port, ui_port=ui_port, api_port=api_port)
-        asyncio.run(run_dev(settings, demo=demo))
-    except (DevStackError, MissingBinaryError) as exc:  # the latter says what to install
-        typer.echo(f"boomerang dev: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:  # before the stack took over SIGINT: nothing was started
-        raise typer.Exit(130) from None
-
-
-@app.command()
-def migrate() -> None:
-    """Apply database migrations to DATABASE_URL (or the embedded database)."""
-    from boomerang.store.embedded import resolve_conninfo
-    from boomerang.store.migrate import apply_migrations
-
-    settings = Settings()
-    configure_logging(level=settings.log_level, json=settings.log_json)
-    applied = asyncio.run(apply_migrations(resolve_conninfo(settings)))
-    if settings.log_json:  # a log collector reads every line as JSON
-        structlog.get_logger("boomerang.migrate").info("migrations", applied=applied, up_to_date=not applied)
-        return
-    typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
-
-
-@app.command()
-def worker() -> None:
-    """Run a worker against DATABASE_URL and BOOMERANG_TEMPORAL_ADDRESS."""
-    from worker import main as worker_main
-
-    worker_main()
-
-
-def main() -> None:
-    """Entry point; exits hard after flushing so the SDK's exit-time abort cannot
-    replace a finished command's status (sdk-python #300)."""
-    # pgserver asks platformdirs for a runtime dir that headless machines lack; harmless.
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    code = 0
-    try:
-        app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    main()

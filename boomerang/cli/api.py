@@ -1,6 +1,6 @@
 """`boomerang api`, `boomerang tokens ...` and `boomerang webhooks ...`.
 
-Mounted by `boomerang/cli.py`:
+Mounted by `boomerang/cli/`:
 
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(webhooks_app, name="webhooks")
@@ -28,19 +28,19 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from boomerang.api import create_app
+from boomerang.cli.ledger import run_with_pool
+from boomerang.cli.webhook_endpoints import register_endpoint_commands
 from boomerang.client import BoomerangClient
 from boomerang.connect import connect_temporal
 from boomerang.errors import BoomerangError
 from boomerang.logs import configure_logging
 from boomerang.observability.tracing import configure_tracing
 from boomerang.settings import Settings
-from boomerang.store.cli import run_with_pool
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.embedded import resolve_conninfo
 from boomerang.store.migrate import apply_migrations
 from boomerang.store.recorder import open_pool
 from boomerang.store.tokens import ApiRole, TokenError, create_token, list_tokens, revoke_token
-from boomerang.webhooks.endpoints_cli import register_endpoint_commands
 from boomerang.webhooks.urls import WebhookUrlPolicy
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
