@@ -48,18 +48,22 @@ class SweepResults:
             )
             return await cur.fetchone()
 
-    async def rows(self, sweep_id: str, *, page: int = 1000) -> AsyncIterator[SweepResult]:
-        """Every row of the sweep by item index, read a page at a time."""
+    async def rows(
+        self, sweep_id: str, *, tenant: str | None = None, page: int = 1000
+    ) -> AsyncIterator[SweepResult]:
+        """Every row of the sweep by item index, read a page at a time (only `tenant`'s, if given)."""
         after = -1
+        owned = "" if tenant is None else " AND tenant = %s"
+        scope = () if tenant is None else (tenant,)
         while True:
             async with (
                 self._pool.connection() as conn,
                 conn.cursor(row_factory=class_row(SweepResult)) as cur,
             ):
                 await cur.execute(
-                    f"SELECT {_COLUMNS} FROM sweep_results WHERE sweep_id = %s AND item_index > %s"  # noqa: S608
-                    " ORDER BY item_index LIMIT %s",
-                    (sweep_id, after, page),
+                    f"SELECT {_COLUMNS} FROM sweep_results WHERE sweep_id = %s{owned}"  # noqa: S608
+                    " AND item_index > %s ORDER BY item_index LIMIT %s",
+                    (sweep_id, *scope, after, page),
                 )
                 found = await cur.fetchall()
             for row in found:
