@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from temporalio.service import RPCError, RPCStatusCode
 
+from boomerang.cli.common import run_command
 from boomerang.cli.ledger import _pool as open_pool_for_cli
 from boomerang.client import BoomerangClient
+from boomerang.errors import UnknownRunError
+from boomerang.models.cancel import CancelReceipt
 from boomerang.models.sweeps import SweepProgress, SweepSpec
 from boomerang.money import usd_text
 from boomerang.pricing import load_price_table
 from boomerang.settings import Settings
 from boomerang.store.sweeps import SweepResults
+from boomerang.sweep_export import FORMATS, export_lines
 from boomerang.sweeps import estimate_sweep, resolve_sweep
 from modal_app.registry import load_registry, parse_modules
 from workflows.sweep_plan import SweepSpecError
@@ -30,11 +34,16 @@ Grid = Annotated[str | None, typer.Option(help='Named axes, e.g. \'{"steps": [10
 Items = Annotated[Path | None, typer.Option(help="A JSONL file, one item (JSON object) a line.")]
 MaxParallel = Annotated[int, typer.Option(help="Calls in flight at most.")]
 BatchBy = Annotated[str | None, typer.Option(help="An axis: its values' items run batch after batch.")]
+VariantAxis = Annotated[
+    str | None, typer.Option(help="An axis whose values name the compute function each item runs on.")
+]
+Base = Annotated[str | None, typer.Option(help="JSON object: fields every item gets (an item's own win).")]
 
 
 def _spec(
-    function: str | None, task_type: str | None, grid: str | None, items: Path | None, **kw: Any
-) -> SweepSpec:
+    function: str | None, task_type: str | None, grid: str | None, items: Path | None, base: str | None,
+    **kw: Any,
+) -> SweepSpec:  # fmt: skip
     try:
         parsed_items = None
         if items is not None:
@@ -42,7 +51,8 @@ def _spec(
             parsed_items = [json.loads(line) for line in lines if line.strip()]
         return SweepSpec.model_validate(
             {"function": function, "task_type": task_type, "grid": None if grid is None else json.loads(grid),
-             "items": parsed_items, **{k: v for k, v in kw.items() if v is not None}}
+             "items": parsed_items, "base": {} if base is None else json.loads(base),
+             **{k: v for k, v in kw.items() if v is not None}}
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -59,13 +69,14 @@ def _resolve(spec: SweepSpec, settings: Settings) -> Any:
 @sweep_app.command("estimate")
 def estimate(
     function: Function = None, task_type: TaskType = None, grid: Grid = None, items: Items = None,
-    max_parallel: MaxParallel = 8, batch_by: BatchBy = None,
+    max_parallel: MaxParallel = 8, batch_by: BatchBy = None, variant_axis: VariantAxis = None,
+    base: Base = None,
     expected_seconds: Annotated[float, typer.Option(help="Seconds per item, for the estimate.")] = 10,
 ) -> None:  # fmt: skip
     """Item count, expected cost and wall time, from the price table; starts nothing."""
     settings = Settings()
-    spec = _spec(function, task_type, grid, items, max_parallel=max_parallel, batch_by=batch_by,
-                 expected_seconds=expected_seconds)  # fmt: skip
+    spec = _spec(function, task_type, grid, items, base, max_parallel=max_parallel, batch_by=batch_by,
+                 variant_axis=variant_axis, expected_seconds=expected_seconds)  # fmt: skip
     est = estimate_sweep(_resolve(spec, settings), load_price_table(settings.price_table, env={}))
     typer.echo(f"items: {est.items}" + (f" in {est.batches} batches" if est.batches else ""))
     typer.echo(f"compute: {est.expected_compute_seconds:g} s ({', '.join(est.functions)})")
@@ -76,7 +87,8 @@ def estimate(
 @sweep_app.command("start")
 def start(
     function: Function = None, task_type: TaskType = None, grid: Grid = None, items: Items = None,
-    max_parallel: MaxParallel = 8, batch_by: BatchBy = None,
+    max_parallel: MaxParallel = 8, batch_by: BatchBy = None, variant_axis: VariantAxis = None,
+    base: Base = None,
     tenant: Annotated[str, typer.Option()] = "default",
     max_cost_usd: Annotated[str | None, typer.Option(help="Cap; past it: approval.")] = None,
     on_item_failure: Annotated[str, typer.Option(help="continue or stop")] = "continue",
@@ -86,9 +98,9 @@ def start(
 ) -> None:  # fmt: skip
     """Start a sweep; prints its id on the last line."""
     settings = Settings()
-    spec = _spec(function, task_type, grid, items, max_parallel=max_parallel, batch_by=batch_by,
-                 max_cost_usd=max_cost_usd, on_item_failure=on_item_failure, retries=retries,
-                 expected_seconds=expected_seconds)  # fmt: skip
+    spec = _spec(function, task_type, grid, items, base, max_parallel=max_parallel, batch_by=batch_by,
+                 variant_axis=variant_axis, max_cost_usd=max_cost_usd, on_item_failure=on_item_failure,
+                 retries=retries, expected_seconds=expected_seconds)  # fmt: skip
     _resolve(spec, settings)
 
     async def go() -> str:
@@ -113,14 +125,23 @@ def _line(p: SweepProgress) -> str:
     )
 
 
-async def _progress(sweep_id: str) -> SweepProgress:
-    return await (await BoomerangClient.connect(Settings())).sweep_progress(sweep_id)
+async def _progress_of(client: BoomerangClient, sweep_id: str) -> SweepProgress:
+    try:
+        return await client.sweep_progress(sweep_id)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise UnknownRunError(f"no sweep {sweep_id!r}") from None
+        raise
+
+
+async def _progress(settings: Settings, sweep_id: str) -> SweepProgress:
+    return await _progress_of(await BoomerangClient.connect(settings), sweep_id)
 
 
 @sweep_app.command("status")
 def status(sweep_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Done, failed, running, pending, per batch; spend and ETA."""
-    p = asyncio.run(_progress(sweep_id))
+    p = run_command(lambda settings: _progress(settings, sweep_id))
     if as_json:
         typer.echo(p.model_dump_json(indent=2))
         return
@@ -134,20 +155,20 @@ def watch(sweep_id: str, every_s: Annotated[float, typer.Option()] = 1.0) -> Non
     """A live progress bar with ETA until the sweep ends."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    async def go() -> SweepProgress:
-        client = await BoomerangClient.connect(Settings())
+    async def go(settings: Settings) -> SweepProgress:
+        client = await BoomerangClient.connect(settings)
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
         with Progress(*columns, TimeRemainingColumn()) as bar:
             task = bar.add_task(sweep_id, total=None)
             while True:
-                p = await client.sweep_progress(sweep_id)
+                p = await _progress_of(client, sweep_id)
                 bar.update(task, total=p.total, completed=p.done + p.failed + p.cancelled,
                            description=f"{sweep_id} {p.status} ${usd_text(p.spent_usd)}")  # fmt: skip
                 if p.status not in ("running", "awaiting_approval"):
                     return p
                 await asyncio.sleep(every_s)
 
-    typer.echo(_line(asyncio.run(go())))
+    typer.echo(_line(run_command(go)))
 
 
 @sweep_app.command("results")
@@ -155,22 +176,15 @@ def results(
     sweep_id: str, fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl"
 ) -> None:
     """Every item's parameters, status, output (or error) and cost."""
-    if fmt not in ("jsonl", "csv"):
+    if fmt not in FORMATS:
         raise typer.BadParameter("use jsonl or csv", param_hint="--format")
 
     async def go() -> None:
         async with open_pool_for_cli() as pool:
-            writer = None
-            async for row in SweepResults(pool).rows(sweep_id):
-                data = row.model_dump(mode="json")
-                if fmt == "jsonl":
-                    sys.stdout.write(json.dumps(data) + "\n")
-                    continue
-                flat = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in data.items()}
-                if writer is None:
-                    writer = csv.DictWriter(sys.stdout, fieldnames=list(flat))
-                    writer.writeheader()
-                writer.writerow(flat)
+            async for line in export_lines(
+                SweepResults(pool).rows(sweep_id), "csv" if fmt == "csv" else "jsonl"
+            ):
+                sys.stdout.write(line)
 
     asyncio.run(go())
 
@@ -183,10 +197,8 @@ def cancel(
 ) -> None:
     """Cancel the sweep: its in-flight calls are cancelled, finished items kept."""
 
-    async def go() -> Any:
-        client = await BoomerangClient.connect(Settings())
-        handle = client.temporal.get_workflow_handle(sweep_id)
-        return await handle.execute_update("cancel", {"by": by, "reason": reason})
+    async def go(settings: Settings) -> CancelReceipt:
+        return await (await BoomerangClient.connect(settings)).cancel(sweep_id, by=by, reason=reason)
 
-    receipt = asyncio.run(go())
-    typer.echo(f"{sweep_id}: cancel {receipt['status']}")
+    receipt = run_command(go)
+    typer.echo(f"{sweep_id}: cancel {receipt.status}")
