@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL (tests.fixtures.postgres) and real Temporal servers."""
+"""Shared fixtures: real PostgreSQL, real Temporal servers and an S3 server (tests.fixtures.*)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.temporal"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.temporal", "tests.fixtures.s3"]
 
 _session: pytest.Session | None = None
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from boomerang.artifacts import (
     ArtifactNotFoundError,
@@ -20,17 +18,8 @@ from boomerang.artifacts import (
 from boomerang.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3_env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> str:
+def s3_env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> str:  # moto: tests/fixtures/s3.py
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -2,7 +2,7 @@
 
 A specialist task and a pipeline phase run through the deployed functions; a worker
 SIGKILLed mid-call is replaced by one that re-attaches to the same call (one spawn,
-one `compute_attempt` row in the Ledger); a cancelled task cancels its call on Modal.
+one paid `compute_attempt` row in the Ledger); a cancelled task cancels its call on Modal.
 """
 
 from __future__ import annotations
@@ -143,7 +143,10 @@ async def test_a_worker_killed_mid_phase_reattaches_to_the_same_call(
     assert "Clinics struggle with manual billing errors that waste hours." in str(onboarding)
     assert list(modal_service.calls) == [call_id] and modal_service.cancelled == []
     assert modal_service.calls[call_id].function == "phase_0_onboarding"
+    # The re-attached attempt bills the call; the killed one is settled as lost, at no cost.
     rows = await compute_attempts(store_pool, run_id)
     assert [(attempt, status_, function) for attempt, status_, function, _ in rows] == [
-        (2, "ok", "phase_0_onboarding")
+        (1, "lost", "phase_0_onboarding"),
+        (2, "ok", "phase_0_onboarding"),
     ]
+    assert rows[0][3] == 0
