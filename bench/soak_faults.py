@@ -1,6 +1,6 @@
 """The fault suite as a soak: many rounds of pipelines under SIGKILLs, Temporal and Postgres restarts.
 
-    python -m bench.soak_faults [--runs 10] [--pipelines 5] [--kills 3] [--seed N]
+    python -m bench.soak_faults [--runs 10] [--pipelines 5] [--kills 3] [--via update|signal] [--seed N]
 
 One dedicated stack (Temporal dev server on a SQLite file, embedded PostgreSQL, worker
 processes) for all rounds; each round starts `--pipelines` pipelines and, at random
@@ -23,18 +23,24 @@ from pathlib import Path
 from tests.faults import Counts, FaultStack, fault_round
 
 
-async def main(*, runs: int, pipelines: int, kills: int, seed: int) -> Counts:
+async def main(*, runs: int, pipelines: int, kills: int, via: str, seed: int) -> Counts:
     rng = random.Random(seed)
     total = Counts()
     with tempfile.TemporaryDirectory(prefix="boomerang-soak-") as tmp:
         async with FaultStack.started(Path(tmp)) as stack:
             for n in range(1, runs + 1):
                 counts = await fault_round(
-                    stack, runs=pipelines, kills=kills, restart_temporal=True, postgres_down_s=3, rng=rng
+                    stack,
+                    runs=pipelines,
+                    kills=kills,
+                    restart_temporal=True,
+                    postgres_down_s=3,
+                    rng=rng,
+                    via=via,
                 )
                 total.add(counts)
                 print(f"round {n}: {_line(counts)}", flush=True)
-    print(f"seed {seed}, {runs} rounds: {_line(total)}")
+    print(f"seed {seed}, decisions via {via}, {runs} rounds: {_line(total)}")
     for problem in total.problems:
         print(f"PROBLEM {problem}")
     return total
@@ -57,8 +63,13 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=10, help="rounds of faults")
     parser.add_argument("--pipelines", type=int, default=5, help="pipelines per round")
     parser.add_argument("--kills", type=int, default=3, help="worker SIGKILLs per round")
+    parser.add_argument(
+        "--via", choices=("update", "signal"), default="update", help="how decisions are sent"
+    )
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
-    found = asyncio.run(main(runs=args.runs, pipelines=args.pipelines, kills=args.kills, seed=seed))
+    found = asyncio.run(
+        main(runs=args.runs, pipelines=args.pipelines, kills=args.kills, via=args.via, seed=seed)
+    )
     sys.exit(1 if found.problems else 0)

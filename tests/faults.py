@@ -200,16 +200,21 @@ async def _retrying(what: str, call: Any, *, deadline: float) -> Any:
             delay = min(delay * 2, 1.0)
 
 
-async def _drive(stack: FaultStack, run_id: str, counts: Counts, *, deadline: float) -> None:
+async def _drive(stack: FaultStack, run_id: str, counts: Counts, *, via: str, deadline: float) -> None:
     """Approve each checkpoint as it opens (one decision id each, so a resend is a no-op)."""
     try:
-        await _approve_all(stack, run_id, counts, deadline=deadline)
+        await _approve_all(stack, run_id, counts, via=via, deadline=deadline)
     except AssertionError as exc:
         counts.problems.append(f"{run_id}: {exc}")
 
 
-async def _approve_all(stack: FaultStack, run_id: str, counts: Counts, *, deadline: float) -> None:
+async def _approve_all(stack: FaultStack, run_id: str, counts: Counts, *, via: str, deadline: float) -> None:
     client = stack.boomerang
+    signalled: set[str] = set()
+
+    async def _signal(payload: dict[str, Any]) -> None:
+        await client.temporal.get_workflow_handle(run_id).signal("decide", payload)
+
     while True:
         status = await _retrying(f"status of {run_id}", lambda: client.status(run_id), deadline=deadline)
         if status.status in TERMINAL:
@@ -218,6 +223,12 @@ async def _approve_all(stack: FaultStack, run_id: str, counts: Counts, *, deadli
             decision = DecisionInput(
                 checkpoint=view.name, approver="fault-suite", decision_id=f"{run_id}/{view.name}"
             )
+            if via == "signal":
+                payload = decision.model_dump(mode="json", exclude_none=True)
+                await _retrying(f"signal {view.name}", lambda p=payload: _signal(p), deadline=deadline)
+                counts.decisions_sent += view.name not in signalled
+                signalled.add(view.name)
+                continue
             try:
                 receipt = await _retrying(
                     f"decide {view.name}", lambda d=decision: client.decide(run_id, d), deadline=deadline
@@ -238,10 +249,16 @@ async def fault_round(
     restart_temporal: bool,
     postgres_down_s: float,
     rng: random.Random,
+    via: str = "update",
     work_seconds: float = 0.5,
     timeout_s: float = 240,
 ) -> Counts:
-    """Run `runs` pipelines to the end under the faults asked for; then `audit` them."""
+    """Run `runs` pipelines to the end under the faults asked for; then `audit` them.
+
+    Decisions go `via` the `decide` update (the client's way) or the `decide` signal.
+    """
+    if via not in ("update", "signal"):
+        raise ValueError(f"via must be 'update' or 'signal', got {via!r}")
     counts = Counts(runs=runs)
     began = time.monotonic()
     deadline = began + timeout_s
@@ -259,7 +276,7 @@ async def fault_round(
         )
         for _ in range(runs)
     ]
-    drivers = asyncio.gather(*(_drive(stack, r, counts, deadline=deadline) for r in run_ids))
+    drivers = asyncio.gather(*(_drive(stack, r, counts, via=via, deadline=deadline) for r in run_ids))
     faults: list[str] = (
         ["kill"] * kills + ["temporal"] * restart_temporal + ["postgres"] * (postgres_down_s > 0)
     )
@@ -294,9 +311,18 @@ async def audit(stack: FaultStack, run_id: str, tenant: str, counts: Counts, *, 
     assert stack.pool is not None and stack.client is not None
     problems = counts.problems
     handle = stack.client.get_workflow_handle(run_id)
+    try:
+        # Its status may say completed while its last events are still being written.
+        async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
+            result = await _retrying(
+                f"result of {run_id}", lambda: stack.boomerang.result(run_id), deadline=deadline
+            )
+    except TimeoutError:
+        problems.append(f"{run_id}: not finished by the deadline")
+        return
     described = await _retrying(f"describe {run_id}", handle.describe, deadline=deadline)
     if described.status != WorkflowExecutionStatus.COMPLETED:
-        problems.append(f"{run_id}: {described.status} at the end of the round")
+        problems.append(f"{run_id}: ended {described.status}")
         return
     # A history that the workflow code cannot replay fails every later query of the run.
     replayed = await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
@@ -305,7 +331,6 @@ async def audit(stack: FaultStack, run_id: str, tenant: str, counts: Counts, *, 
     if replayed.replay_failure is not None:
         counts.replay_failures += 1
         problems.append(f"{run_id}: its history does not replay: {str(replayed.replay_failure)[:300]}")
-    result = await _retrying(f"result of {run_id}", lambda: stack.boomerang.result(run_id), deadline=deadline)
     counts.completed += result.status is RunStatus.COMPLETED
     if result.status is not RunStatus.COMPLETED or list(result.outputs) != list(PHASES):
         problems.append(f"{run_id}: ended {result.status.value} with outputs {list(result.outputs)}")
