@@ -10,7 +10,6 @@ output tails, timings and the artifact URI; another tenant's run is a 404.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
@@ -60,6 +59,9 @@ async def start_gpu_run(body: GpuRunRequest, token: Approver, ctx: Ctx, response
     """Start a command on a GPU against the snapshot; poll `status_url` for its exit code."""
     try:
         archive = base64.b64decode(body.snapshot, validate=True)
+    except ValueError:  # binascii.Error, or a non-ASCII string (no base64 either)
+        raise HTTPException(422, "snapshot: not base64") from None
+    try:
         inp = input_from_archive(
             archive,
             store=artifact_store_from_settings(ctx.settings),
@@ -69,8 +71,6 @@ async def start_gpu_run(body: GpuRunRequest, token: Approver, ctx: Ctx, response
             tenant=token.tenant,
             command=tuple(body.command),
         )
-    except binascii.Error:
-        raise HTTPException(422, "snapshot: not base64") from None
     except GpuRunInputError as exc:
         raise HTTPException(422, str(exc)) from None
     async with upstream("gpu run", ctx.timeout_s):
