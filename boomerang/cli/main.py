@@ -13,9 +13,9 @@ import typer
 from boomerang.cli import dev, runs, tasks
 from boomerang.cli.api import api_command, tokens_app, webhooks_app
 from boomerang.cli.doctor import doctor_command, setup_command
+from boomerang.cli.gpu import gpu_app
 from boomerang.cli.ledger import charter_command, cost_command, ledger_app
-from boomerang.gpu_cli import gpu_app
-from boomerang.sweep_cli import sweep_app
+from boomerang.cli.sweeps import sweep_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(runs.pipeline_app, name="pipeline")
