@@ -38,6 +38,7 @@ from boomerang.api.docs import mount_offline_docs
 from boomerang.api.hardening import install_hardening
 from boomerang.api.schemas import Health
 from boomerang.client import BoomerangClient
+from boomerang.inbox import install_inbox
 from boomerang.observability.api_metrics import instrument_api
 from boomerang.settings import Settings
 from boomerang.store.deliveries import DeliveryStore
@@ -88,6 +89,8 @@ def create_app(
     app.include_router(routes_cancel.router)
     app.include_router(routes_gpu_runs.router)
     app.include_router(routes_sweeps.router)
+    # The approvals inbox for people (`/inbox`, `/` redirects there): HTML, not in OpenAPI.
+    install_inbox(app)
     app.add_api_route("/health", _health_route(app.state.boomerang), methods=["GET"], response_model=Health,
                       tags=["health"], responses={503: {"model": Health}})  # fmt: skip
     app.middleware("http")(_log_request)
