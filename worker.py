@@ -29,6 +29,7 @@ from activities.dispatch import DispatchActivities, Dispatcher
 from activities.gpu_runs import GpuRunActivities
 from activities.limits import ConcurrencyLimits, SlotLimiter
 from activities.local_backend import LocalBackend
+from activities.notify import NotifyActivities
 from activities.records import EventSink, RecordActivities
 from activities.slots import PostgresSlots
 from activities.sweep_results import SweepActivities
@@ -50,6 +51,7 @@ from boomerang.store.sweeps import SweepResults
 from modal_app.registry import load_registry, parse_modules
 from workflows.anchoring import AnchorLedger
 from workflows.gpu_run import GpuRun
+from workflows.notify import NotifyApprovers
 from workflows.pipeline import ValidationPipeline
 from workflows.sweep import Sweep
 from workflows.task import BoomerAngTask
@@ -61,7 +63,7 @@ log = structlog.get_logger()
 
 # Every Boomerang workflow; a worker that runs workflows runs all of them.
 GPU_WORKFLOWS = [GpuRun, GpuWarmPolicy]  # `boomerang gpu exec` (activities: GpuRunActivities)
-WORKFLOWS = [ValidationPipeline, BoomerAngTask, DeliverWebhook, AnchorLedger, Sweep]
+WORKFLOWS = [ValidationPipeline, BoomerAngTask, DeliverWebhook, AnchorLedger, Sweep, NotifyApprovers]
 
 
 def build_activities(
@@ -73,6 +75,7 @@ def build_activities(
     webhooks: WebhookActivities | None = None,
     anchoring: AnchorActivities | None = None,
     sweeps: tuple[SweepResults, ArtifactStore] | None = None,
+    notify: NotifyActivities | None = None,
 ) -> list[Callable[..., Any]]:
     """Every Boomerang activity, bound to its dependencies; `prices` defaults to the packaged table.
 
@@ -89,6 +92,8 @@ def build_activities(
         # Without `webhooks`, a run with a webhook URL starts a delivery no worker can make.
         *(webhooks.activities if webhooks is not None else []),
         *(anchoring.activities if anchoring is not None else []),
+        # Slack and e-mail notices; unconfigured channels answer "skipped".
+        *(notify or NotifyActivities()).activities,
         # Sweep items write their rows to Postgres and large outputs to the artifact store.
         *(
             SweepActivities(
@@ -112,6 +117,7 @@ def build_worker(
     anchoring: AnchorActivities | None = None,
     sweeps: tuple[SweepResults, ArtifactStore] | None = None,
     gpu_runs: GpuRunActivities | None = None,
+    notify: NotifyActivities | None = None,
 ) -> Worker:
     """A worker for every Boomerang workflow and activity."""
     return Worker(
@@ -119,7 +125,14 @@ def build_worker(
         task_queue=task_queue,
         workflows=[*WORKFLOWS, *GPU_WORKFLOWS],
         activities=build_activities(
-            backend, events, prices=prices, costs=costs, webhooks=webhooks, anchoring=anchoring, sweeps=sweeps
+            backend,
+            events,
+            prices=prices,
+            costs=costs,
+            webhooks=webhooks,
+            anchoring=anchoring,
+            sweeps=sweeps,
+            notify=notify,
         )
         + (gpu_runs.activities if gpu_runs is not None else []),
         # Cancellation and heartbeats must reach activities promptly after a stop.
@@ -194,6 +207,7 @@ async def running_worker(
             costs=LedgerCosts(pool),
             webhooks=WebhookActivities.from_settings(settings, pool=pool, events=events),
             anchoring=AnchorActivities(pool, settings.ledger_anchor_path),
+            notify=NotifyActivities.from_settings(settings),
             sweeps=(SweepResults(pool), artifact_store_from_settings(settings)),
             gpu_runs=GpuRunActivities(
                 store=artifact_store_from_settings(settings),

@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     # CIDR networks, comma-separated) are exempt, for local development (boomerang/webhooks/urls.py).
     webhook_allow_hosts: str = ""
     webhook_require_https: bool = True
+    # The approvals inbox and its notifications (boomerang/inbox/, activities/notify.py).
+    # The inbox's public base URL (e.g. https://boomerang.example.com): runs started through
+    # the API carry it, and their notices and Temporal UI details link to the inbox item.
+    inbox_base_url: str | None = None
+    # A Slack-compatible incoming webhook (Slack, Mattermost, ...); a secret, like a token.
+    slack_webhook_url: SecretStr | None = None
+    # E-mail over SMTP: unset host = no e-mail. Recipients comma-separated.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = "boomerang@localhost"
+    smtp_to: Annotated[tuple[str, ...], NoDecode] = ()
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
     # Where the scheduled Ledger anchors are written (None: <state dir>/anchors); keep it
     # out of reach of the database's operators (boomerang/store/anchors.py).
     ledger_anchor_dir: Path | None = None
@@ -104,7 +118,7 @@ class Settings(BaseSettings):
     # Spend by tenant is one series per tenant: switch it off for very large fleets.
     metrics_tenant_labels: bool = True
 
-    @field_validator("api_cors_origins", mode="before")
+    @field_validator("api_cors_origins", "smtp_to", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

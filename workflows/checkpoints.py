@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from boomerang.models.decisions import CheckpointContext, DecisionRecord, RunStatus
     from boomerang.models.events import EventKind
+    from boomerang.models.notify import NoticeKind
     from boomerang.models.pipeline import CheckpointSpec
     from workflows.approvals import ApprovalBook
     from workflows.reporting import RunReporter
@@ -46,6 +47,7 @@ async def await_checkpoint(
     report.publish(RunStatus.AWAITING_APPROVAL)
     notice = checkpoint_data(cp, opening=opening, context=context.customer_safe())
     await report.notify(opened, notice)
+    await report.notice(NoticeKind.OPENED, opened, cp, context.customer_safe())
     if cp.reminder_after is not None and not await _settled_by(book, cp.name, now + cp.reminder_after):
         book.remind(cp.name, workflow.now())
         reminded = report.emit(
@@ -55,6 +57,7 @@ async def await_checkpoint(
             message=f"Reminder: {cp.title} is waiting for a decision",
         )
         await report.notify(reminded, notice)
+        await report.notice(NoticeKind.REMINDED, reminded, cp, context.customer_safe())
     if not await _settled_by(book, cp.name, deadline):
         book.expire(cp.name)
         expired = report.emit(
@@ -65,6 +68,7 @@ async def await_checkpoint(
         )
         report.publish(RunStatus.RUNNING)
         await report.notify(expired)
+        await report.notice(NoticeKind.EXPIRED, expired, cp, context.customer_safe())
         return None
     record = book.decision_for(cp.name)
     if record is None:  # settled and not expired means decided; never an input error

@@ -17,9 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.constants import SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
     from boomerang.models.decisions import RunStatus
     from boomerang.models.events import EventKind, RunEvent
-    from boomerang.models.pipeline import PhaseSpec, PipelineInput
+    from boomerang.models.notify import ApprovalNotice, NoticeKind, inbox_link
+    from boomerang.models.pipeline import CheckpointSpec, PhaseSpec, PipelineInput
     from workflows.approvals import ApprovalBook
     from workflows.machine import PipelineMachine
+    from workflows.notify import send_notice
     from workflows.recording import EventLog
     from workflows.webhooks import send_webhook
 
@@ -55,6 +57,31 @@ class RunReporter:
         if self._inp.webhook_url is not None:
             await send_webhook(event, url=str(self._inp.webhook_url), payload=payload)
 
+    async def notice(
+        self, kind: NoticeKind, event: RunEvent, cp: CheckpointSpec, context: dict[str, JsonValue]
+    ) -> None:
+        """Tell people (Slack, e-mail) with a link to the inbox item, if the run knows the inbox."""
+        if self._inp.inbox_url is None:
+            return
+        summary, recommendation = context.get("summary"), context.get("recommendation")
+        await send_notice(
+            ApprovalNotice(
+                notice_id=event.event_key,
+                kind=kind,
+                run_id=event.run_id,
+                tenant=self._inp.tenant,
+                project_id=self._inp.project_id,
+                checkpoint=cp.name,
+                title=cp.title,
+                phase=event.phase,
+                deadline=event.deadline,
+                summary=summary if isinstance(summary, str) else "",
+                recommendation=recommendation if isinstance(recommendation, str) else None,
+                options=tuple(o.value for o in cp.options),
+                link=inbox_link(self._inp.inbox_url, event.run_id, cp.name),
+            )
+        )
+
     def refused(self, checkpoint: str | None, reason: str, *, via: str) -> None:
         """A refused input, in the Ledger (and, customer-safe, the Charter)."""
         known = checkpoint if checkpoint and self._machine.spec.find_checkpoint(checkpoint) else None
@@ -80,6 +107,11 @@ class RunReporter:
             ]
         )
         waiting = ", ".join(awaiting) or "nothing"
-        workflow.set_current_details(
-            f"**{status.value}** · phase {phase.title if phase else '-'} · awaiting {waiting}"
-        )
+        details = f"**{status.value}** · phase {phase.title if phase else '-'} · awaiting {waiting}"
+        if self._inp.inbox_url is not None:
+            run_id = workflow.info().workflow_id
+            links = [
+                f"[{name} in the inbox]({inbox_link(self._inp.inbox_url, run_id, name)})" for name in awaiting
+            ]
+            details += "".join(f"\n\n{link}" for link in links)
+        workflow.set_current_details(details)

@@ -28,7 +28,13 @@ RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run id kick
 async def kickoff(body: KickoffRequest, token: Approver, ctx: Ctx, response: Response) -> KickoffResponse:
     """Start a validation pipeline for the token's tenant; poll `status_url` for progress."""
     try:
-        inp = PipelineInput.model_validate({**body.model_dump(exclude_unset=True), "tenant": token.tenant})
+        # The inbox URL comes from settings: notices and the Temporal UI link to the inbox item.
+        fields = {
+            **body.model_dump(exclude_unset=True),
+            "tenant": token.tenant,
+            "inbox_url": ctx.settings.inbox_base_url,
+        }
+        inp = PipelineInput.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
     async with upstream("kickoff", ctx.timeout_s):

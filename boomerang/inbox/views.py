@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from boomerang.client import PendingApproval
 from boomerang.models.decisions import CheckpointContext, PipelineStatus
+from boomerang.models.notify import item_anchor
 from boomerang.models.pipeline import Decision
 from boomerang.store.charter import CharterRow
 
@@ -39,7 +40,7 @@ def when(moment: datetime | None) -> str:
 
 def dom_id(run_id: str, checkpoint: str) -> str:
     """The inbox item's element id; notifications and the run page link to `/inbox#<id>`."""
-    return "item-" + "".join(c if c.isalnum() else "-" for c in f"{run_id}:{checkpoint}")
+    return item_anchor(run_id, checkpoint)
 
 
 @dataclass(frozen=True)

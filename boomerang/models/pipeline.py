@@ -150,3 +150,6 @@ class PipelineInput(BaseModel):
     webhook_url: HttpUrl | None = None
     # USD the run may spend; crossing it waits at `approve_budget_increase`.
     budget_usd: Decimal | None = Field(default=None, gt=0)
+    # The approvals inbox's base URL (settings' inbox_base_url, set by the front door):
+    # with it, checkpoints notify people (Slack, e-mail) with a link to their inbox item.
+    inbox_url: str | None = Field(default=None, max_length=2000)
