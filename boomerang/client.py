@@ -8,6 +8,7 @@ await client.decide(run_id, DecisionInput(checkpoint="approve_founders_brief", a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import secrets
@@ -37,6 +38,7 @@ from boomerang.connect import connect_temporal
 from boomerang.constants import (
     CANCEL_UPDATE,
     DECIDE_UPDATE,
+    NOT_OPEN_YET,
     PIPELINE_WORKFLOW,
     PROGRESS_QUERY,
     SA_STATUS,
@@ -49,6 +51,7 @@ from boomerang.constants import (
 from boomerang.errors import (
     BoomerangError,
     CancelRefusedError,
+    CheckpointNotOpenYetError,
     InvalidDecisionError,
     RunStuckError,
     RunUnresponsiveError,
@@ -82,6 +85,8 @@ from boomerang.webhooks.urls import WebhookUrlPolicy
 from modal_app.registry import Registry, load_registry, modules_from_env
 
 _SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
+# How long a status query may take before history is asked whether the run is stuck.
+_QUERY_PATIENCE_S = 1.0
 
 
 class PendingApproval(BaseModel):
@@ -199,13 +204,27 @@ class BoomerangClient:
         wait = self._decide_wait if wait_s is None else timedelta(seconds=wait_s)
         if decision.decision_id is None:
             decision = decision.model_copy(update={"decision_id": f"d-{secrets.token_hex(8)}"})
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + wait.total_seconds(), 0.1
+        while True:
+            try:
+                return await self._decide_once(run_id, decision, wait)
+            except CheckpointNotOpenYetError:
+                # The phase that opens it is finishing (or its result waits behind this
+                # decision in one workflow task): send it again, within the wait.
+                if loop.time() + pause >= deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    async def _decide_once(self, run_id: str, decision: DecisionInput, wait: timedelta) -> DecisionReceipt:
         try:
             receipt: DecisionReceipt = await self._handle(run_id).execute_update(
                 DECIDE_UPDATE, decision, result_type=DecisionReceipt, rpc_timeout=wait
             )
             return receipt
         except WorkflowUpdateRPCTimeoutOrCancelledError:
-            assert decision.decision_id is not None  # set above
+            assert decision.decision_id is not None  # set by decide
             return DecisionReceipt(
                 decision_id=decision.decision_id,
                 checkpoint=decision.checkpoint,
@@ -216,6 +235,8 @@ class BoomerangClient:
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            if isinstance(cause, ApplicationError) and cause.type == NOT_OPEN_YET:
+                raise CheckpointNotOpenYetError(message) from exc
             raise InvalidDecisionError(message) from exc
         except RPCError as exc:
             if _finished(exc):
@@ -284,25 +305,32 @@ class BoomerangClient:
     async def status(self, run_id: str) -> PipelineStatus:
         """The run's `status` query; `RunStuckError` (one line) if it cannot make progress."""
         handle = self._handle(run_id)
+        # No timeout of our own: after a worker dies, a query waits for its workflow
+        # task to time out (10 s) before another worker answers.
+        query = asyncio.ensure_future(handle.query(STATUS_QUERY, result_type=PipelineStatus))
         try:
             # A query needs a workflow task that succeeds: on a run whose tasks keep failing
-            # it would hang and time out with an opaque error, so ask history first.
-            stuck = await self._failing_task(handle)
-            if stuck is not None:
-                raise RunStuckError(f"run {run_id} cannot make progress: {stuck}")
-            # No timeout of our own: after a worker dies, a query waits for its workflow
-            # task to time out (10 s) before another worker answers.
-            status: PipelineStatus = await handle.query(STATUS_QUERY, result_type=PipelineStatus)
+            # it would hang and time out with an opaque error. The answer usually comes at
+            # once, so history is asked only while it does not (one RPC per status, not two).
+            while not (await asyncio.wait({query}, timeout=_QUERY_PATIENCE_S))[0]:
+                stuck = await self._failing_task(handle)
+                if stuck is not None:
+                    raise RunStuckError(f"run {run_id} cannot make progress: {stuck}")
+            status: PipelineStatus = query.result()
             return status
         except RPCError as exc:
-            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            with contextlib.suppress(RPCError):  # e.g. no such run: say so below
                 stuck = await self._failing_task(handle)
                 if stuck is not None:
                     raise RunStuckError(f"run {run_id} cannot make progress: {stuck}") from None
+            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
                 raise RunUnresponsiveError(
                     f"run {run_id} did not answer: is a worker polling task queue {self._task_queue!r}?"
                 ) from None
             raise _rpc_error(run_id, exc) from exc
+        finally:
+            if not query.done():
+                query.cancel()
 
     async def _failing_task(self, handle: WorkflowHandle[object, PipelineResult]) -> str | None:
         """Why the run's workflow task keeps failing, or None when it does not."""

@@ -14,6 +14,9 @@ DECISION_SIGNALS = ("approve", "reject", "decide")
 # Pipelines and tasks both take it: who cancels and why, then the run stops (workflows/cancellation.py).
 CANCEL_UPDATE = "cancel"
 STATUS_QUERY = "status"
+# The error type of a decision for the checkpoint the running phase opens next: the
+# client sends it again shortly (workflows/approvals.py says why).
+NOT_OPEN_YET = "CheckpointNotOpenYet"
 # What a BoomerAngTask accepts: a compute function's signed completion, and its list.
 CALLBACK_SIGNAL = "compute_callback"
 CALLBACKS_QUERY = "callbacks"

@@ -7,6 +7,7 @@ from modal_app.errors import BoomerangError
 __all__ = [
     "BoomerangError",
     "CancelRefusedError",
+    "CheckpointNotOpenYetError",
     "InvalidDecisionError",
     "RunStuckError",
     "RunUnresponsiveError",
@@ -30,6 +31,11 @@ class RunUnresponsiveError(BoomerangError):
 
 class InvalidDecisionError(BoomerangError):
     """The run refused a decision; the message says why."""
+
+
+class CheckpointNotOpenYetError(InvalidDecisionError):
+    """The checkpoint is the one the running phase opens next: send the decision again
+    shortly (`BoomerangClient.decide` does, within its wait)."""
 
 
 class TaskFailedError(BoomerangError):

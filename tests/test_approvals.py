@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from boomerang.errors import InvalidDecisionError
+from boomerang.errors import CheckpointNotOpenYetError, InvalidDecisionError
 from boomerang.models.decisions import CheckpointStatus, DecisionInput
 from boomerang.models.pipeline import Decision, budget_checkpoint
 from boomerang.money import usd_text
@@ -114,11 +114,15 @@ def test_openings_count_and_a_decision_lands_only_on_the_one_it_names() -> None:
     assert [(d.decision, d.opening) for d in book.decisions] == [(Decision.ITERATE, 1), (Decision.APPROVE, 2)]
 
 
-def test_only_the_checkpoint_the_running_phase_opens_next_is_waited_for() -> None:
+def test_only_the_checkpoint_the_running_phase_opens_next_is_not_open_yet() -> None:
     book = _book()
     assert not book.opens_next(_d())  # no phase has started
     book.enter_phase(1)
     assert book.opens_next(_d("approve_customer_profile"))
+    with pytest.raises(CheckpointNotOpenYetError, match="phase vpc_discovery is running and opens it next"):
+        book.check(_d("approve_customer_profile"), hold_upcoming=False)
+    with pytest.raises(InvalidDecisionError, match="opens later, in phase vpc_discovery"):
+        book.check(_d("approve_vpc_completion"), hold_upcoming=False)
     assert not book.opens_next(_d("approve_vpc_completion"))  # behind another checkpoint
     assert not book.opens_next(_d("approve_founders_brief"))  # another phase's
     book.open("approve_customer_profile", now=NOW, deadline=NOW + timedelta(days=7))

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
-from boomerang.errors import InvalidDecisionError
+from boomerang.errors import CheckpointNotOpenYetError, InvalidDecisionError
 from boomerang.models.decisions import (
     CheckpointStatus,
     CheckpointView,
@@ -106,15 +106,8 @@ class ApprovalBook:
 
     # -- checking ----------------------------------------------------------------
 
-    def check(
-        self, d: DecisionInput, *, hold_upcoming: bool, defer_next: bool = False
-    ) -> DecisionReceipt | None:
-        """Raise `InvalidDecisionError` if `d` cannot land; a known id returns its receipt.
-
-        `defer_next` leaves out the open/closed check when `d` is for the opening the
-        run opens next (`opens_next`): an update's handler waits for that opening and
-        checks again then.
-        """
+    def check(self, d: DecisionInput, *, hold_upcoming: bool) -> DecisionReceipt | None:
+        """Raise `InvalidDecisionError` if `d` cannot land; a known id returns its receipt."""
         if d.decision_id is not None and d.decision_id in self._receipts:
             return self._receipts[d.decision_id].model_copy(update={"status": ReceiptStatus.DUPLICATE})
         if self.cancelled:
@@ -123,8 +116,7 @@ class ApprovalBook:
         if gate is None:
             known = ", ".join(self._gates)
             raise InvalidDecisionError(f"unknown checkpoint {d.checkpoint!r}; this run has: {known}")
-        if not (defer_next and self.opens_next(d)):
-            self._check_state(gate, d.opening, hold_upcoming=hold_upcoming)
+        self._check_state(gate, d, hold_upcoming=hold_upcoming)
         self._check_approver(gate, d.approver)
         if d.decision not in gate.spec.options:
             offered = ", ".join(gate.spec.options)
@@ -139,9 +131,18 @@ class ApprovalBook:
             self._check_bounds(gate, d)
         return None
 
-    def _check_state(self, gate: _Gate, opening: int | None, *, hold_upcoming: bool) -> None:
-        name, current = gate.spec.name, gate.openings
+    def _check_state(self, gate: _Gate, d: DecisionInput, *, hold_upcoming: bool) -> None:
+        name, current, opening = gate.spec.name, gate.openings, d.opening
         if gate.status is CheckpointStatus.UPCOMING:
+            if not hold_upcoming and self.opens_next(d):
+                # Sent a moment early, or with the phase result that opens it still behind
+                # it in the same workflow task (a worker restart delivers both at once):
+                # the client sends it again shortly (an accepted update that waited would
+                # write a history its own replay cannot reproduce).
+                raise CheckpointNotOpenYetError(
+                    f"checkpoint {name} is not open yet: phase {gate.phase} is running and opens it "
+                    "next; send the decision again once it opens"
+                )
             self._check_upcoming(gate, opening, hold_upcoming=hold_upcoming)
             return
         if opening is not None and opening < current:
@@ -157,10 +158,9 @@ class ApprovalBook:
             raise InvalidDecisionError(f"checkpoint {name} expired at {gate.deadline:%Y-%m-%d %H:%M:%S} UTC")
         if gate.status is CheckpointStatus.DECIDED:
             assert gate.decision is not None
-            d = gate.decision
-            raise InvalidDecisionError(
-                f"checkpoint {name} is not pending: already decided ({d.decision.value} by {d.approver})"
-            )
+            prior = gate.decision
+            by = f"{prior.decision.value} by {prior.approver}"
+            raise InvalidDecisionError(f"checkpoint {name} is not pending: already decided ({by})")
 
     def _check_upcoming(self, gate: _Gate, opening: int | None, *, hold_upcoming: bool) -> None:
         name, closed = gate.spec.name, gate.openings
@@ -208,7 +208,8 @@ class ApprovalBook:
         """`d` is for the opening this run opens next, with nobody's input: its checkpoint is
         the first undecided one of the running phase, nothing is open, and `d` names that
         opening, or names none and it is the checkpoint's first. The budget gate never is:
-        whether it opens depends on spend not known yet."""
+        whether it opens depends on spend not known yet. Such an update is refused as
+        `CheckpointNotOpenYetError`, which the client sends again for a while."""
         gate = self._gates.get(d.checkpoint)
         if gate is None or gate.status is not CheckpointStatus.UPCOMING:
             return False

@@ -19,8 +19,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue, ValidationError
 
-    from boomerang.constants import CANCEL_UPDATE, DECIDE_UPDATE, DECISION_SIGNALS
-    from boomerang.errors import InvalidDecisionError
+    from boomerang.constants import CANCEL_UPDATE, DECIDE_UPDATE, DECISION_SIGNALS, NOT_OPEN_YET
+    from boomerang.errors import CheckpointNotOpenYetError, InvalidDecisionError
     from boomerang.models.cancel import CancelReceipt
     from boomerang.models.decisions import DecisionInput, DecisionReceipt, RunStatus
     from boomerang.models.pipeline import Decision
@@ -44,34 +44,24 @@ class RunIntake:
     # -- decide ------------------------------------------------------------------------
 
     @workflow.update(name=DECIDE_UPDATE)
-    async def decide(self, payload: Any) -> DecisionReceipt:
-        d = parse_decision("update", DECIDE_UPDATE, payload, None)
-        if self._book.opens_next(d):
-            # The running phase opens this checkpoint when it is done. Its result may be
-            # in this very workflow task, behind the decision (a worker restart delivers
-            # both at once), so wait for it rather than refuse what `status` showed open.
-            await workflow.wait_condition(
-                lambda: not self._book.opens_next(d) or self._report.status in FINAL
-            )
-            if self._report.status in FINAL:
-                raise ApplicationError(
-                    f"the run ended ({self._report.status.value}) before {d.checkpoint} opened",
-                    type=INVALID_DECISION,
-                    non_retryable=True,
-                )
+    def decide(self, payload: Any) -> DecisionReceipt:
+        # Lands at once or not at all: a handler that waited for the run to move would
+        # interleave its completion with the run's commands, which a replay that groups
+        # the same events differently could not reproduce.
         try:
+            d = parse_decision("update", DECIDE_UPDATE, payload, None)
             return self._book.submit(d, now=workflow.now(), via="update", hold_upcoming=False)
         except InvalidDecisionError as exc:
-            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
+            raise _refusal(exc) from None
 
     @decide.validator
     def _validate_decide(self, payload: Any) -> None:
         try:
             d = parse_decision("update", DECIDE_UPDATE, payload, None)
-            self._book.check(d, hold_upcoming=False, defer_next=True)
+            self._book.check(d, hold_upcoming=False)
         except InvalidDecisionError as exc:
             # `from None`: the cause would print the message twice, typed differently.
-            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
+            raise _refusal(exc) from None
 
     # -- cancel (workflows/cancellation.py says why an update) -------------------------
 
@@ -141,6 +131,11 @@ class RunIntake:
         checkpoint = payload.get("checkpoint") if isinstance(payload, dict) else None
         self._book.refuse(now=workflow.now(), via=via, reason=reason, payload=payload)
         self._report.refused(checkpoint if isinstance(checkpoint, str) else None, reason, via=via)
+
+
+def _refusal(exc: InvalidDecisionError) -> ApplicationError:
+    kind = NOT_OPEN_YET if isinstance(exc, CheckpointNotOpenYetError) else INVALID_DECISION
+    return ApplicationError(str(exc), type=kind, non_retryable=True)
 
 
 def _unknown(kind: str, name: str, accepted: Sequence[str]) -> str:
