@@ -55,6 +55,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from activities.limits import ConcurrencyLimits, gpu_class
+from boomerang.errors import BoomerangError
 
 log = structlog.get_logger(__name__)
 
@@ -222,5 +223,5 @@ class PostgresSlots:
             await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
 
 
-class SlotLostError(Exception):
+class SlotLostError(BoomerangError):
     """A waiting call's slot row was reclaimed (its renewals did not reach the database)."""

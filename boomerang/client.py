@@ -113,11 +113,14 @@ class BoomerangClient:
         records: Pool | None = None,
         decide_wait_s: float = 10.0,
         webhook_policy: WebhookUrlPolicy | None = None,
+        inbox_base_url: str | None = None,
     ) -> None:
         if decide_wait_s <= 0:
             raise ValueError(f"decide_wait_s must be positive, got {decide_wait_s}")
         self.temporal = client
         self._task_queue = task_queue
+        # Runs started here link their notices and Temporal UI details to this inbox.
+        self._inbox_base_url = inbox_base_url
         self._records = records
         # How long `decide` waits for a worker to take a decision before answering `pending`.
         self._decide_wait = timedelta(seconds=decide_wait_s)
@@ -136,6 +139,7 @@ class BoomerangClient:
             task_queue=settings.temporal_task_queue,
             records=records,
             webhook_policy=WebhookUrlPolicy.from_settings(settings),
+            inbox_base_url=settings.inbox_base_url,
         )
 
     # -- records -------------------------------------------------------------------
@@ -170,6 +174,8 @@ class BoomerangClient:
         admit(inp, self._webhook_policy)  # raises InputRefused naming the field
         if inp.spec is None:
             inp = inp.model_copy(update={"spec": startup_validation_pipeline()})
+        if inp.inbox_url is None and self._inbox_base_url is not None:
+            inp = inp.model_copy(update={"inbox_url": self._inbox_base_url})
         run_id = run_id or new_run_id(inp.project_id)
         await self.temporal.start_workflow(
             PIPELINE_WORKFLOW,

@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 from boomerang.models.decisions import RunStatus
 from boomerang.models.pipeline import ExpiryPolicy, PipelineInput, PipelineSpec
 from boomerang.pipelines import startup_validation_pipeline
+from boomerang.store.queries import Pool, ledger_for_run
 from tests.fixtures.temporal import StartWorker
 from tests.helpers import BRIEF
 
@@ -24,7 +25,7 @@ def _first_checkpoint_proceeds_on_expiry() -> PipelineSpec:
 
 
 async def test_reminder_after_a_day_then_expiry_after_seven(
-    skip_env: WorkflowEnvironment, start_worker: StartWorker
+    skip_env: WorkflowEnvironment, start_worker: StartWorker, store_pool: Pool
 ) -> None:
     async with start_worker(skip_env) as client:
         run_id = await client.start_pipeline(PipelineInput(tenant="acme", project_id="p", brief=BRIEF))
@@ -40,6 +41,10 @@ async def test_reminder_after_a_day_then_expiry_after_seven(
 
     assert result.status is RunStatus.EXPIRED
     assert result.reason == "approve_founders_brief expired with no decision"
+    # Opened, reminded after a day, warned an hour before the deadline, expired: in order.
+    kinds = [e.kind for e in (await ledger_for_run(store_pool, run_id)).entries]
+    waits = [k for k in kinds if k.startswith("checkpoint_")]
+    assert waits == ["checkpoint_opened", "checkpoint_reminded", "checkpoint_expiring", "checkpoint_expired"]
 
 
 async def test_expiry_can_proceed_and_a_late_decision_is_refused(

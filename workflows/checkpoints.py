@@ -1,4 +1,4 @@
-"""One checkpoint opening, waited on durably: open, remind, then a decision or expiry.
+"""One checkpoint opening, waited on durably: open, remind, warn, then a decision or expiry.
 
 The wait is `workflow.wait_condition` with a timeout: no compute, no cron, through
 any crash. Every step is an event (opened, reminded, decided, expired) and, when
@@ -20,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals import ApprovalBook
     from workflows.reporting import RunReporter
     from workflows.webhooks import checkpoint_data
+
+EXPIRY_WARNING = "checkpoint-expiry-warning"
 
 
 async def await_checkpoint(
@@ -58,6 +60,22 @@ async def await_checkpoint(
         )
         await report.notify(reminded, notice)
         await report.notice(NoticeKind.REMINDED, reminded, cp, context.customer_safe())
+    warn_at = None if cp.expiry_warning is None else deadline - cp.expiry_warning
+    # A timer runs that earlier runs never had: gated, so their histories still replay.
+    if (
+        warn_at is not None
+        and warn_at > workflow.now()
+        and workflow.patched(EXPIRY_WARNING)
+        and not await _settled_by(book, cp.name, warn_at)
+    ):
+        expiring = report.emit(
+            EventKind.CHECKPOINT_EXPIRING,
+            checkpoint=cp.name,
+            deadline=deadline,
+            message=f"{cp.title} expires soon with no decision",
+        )
+        await report.notify(expiring, notice)
+        await report.notice(NoticeKind.EXPIRING, expiring, cp, context.customer_safe())
     if not await _settled_by(book, cp.name, deadline):
         book.expire(cp.name)
         expired = report.emit(

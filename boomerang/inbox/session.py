@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from boomerang.api.deps import ApiContext, context
+from boomerang.errors import BoomerangError
 from boomerang.store.tokens import ApiRole, ApiToken, authenticate
 
 SESSION_COOKIE = "boomerang_session"
@@ -25,7 +26,7 @@ LOGIN_CSRF_COOKIE = "boomerang_login_csrf"
 _CSRF_LABEL = b"boomerang inbox csrf v1"
 
 
-class SignInRequired(Exception):
+class SignInRequired(BoomerangError):
     """No valid session: the page answers with a redirect to the sign-in form."""
 
 

@@ -27,6 +27,7 @@ class EventKind(StrEnum):
     PHASE_FAILED = "phase_failed"
     CHECKPOINT_OPENED = "checkpoint_opened"
     CHECKPOINT_REMINDED = "checkpoint_reminded"
+    CHECKPOINT_EXPIRING = "checkpoint_expiring"
     CHECKPOINT_DECIDED = "checkpoint_decided"
     CHECKPOINT_REFUSED = "checkpoint_refused"
     CHECKPOINT_EXPIRED = "checkpoint_expired"

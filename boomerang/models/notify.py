@@ -20,6 +20,7 @@ def inbox_link(base_url: str, run_id: str, checkpoint: str) -> str:
 class NoticeKind(StrEnum):
     OPENED = "opened"
     REMINDED = "reminded"
+    EXPIRING = "expiring"
     EXPIRED = "expired"
 
 
@@ -44,7 +45,8 @@ class ApprovalNotice(BaseModel):
 
     def headline(self) -> str:
         verb = {NoticeKind.OPENED: "waits for a decision", NoticeKind.REMINDED: "is still waiting",
-                NoticeKind.EXPIRED: "expired with no decision"}[self.kind]  # fmt: skip
+                NoticeKind.EXPIRING: "expires soon", NoticeKind.EXPIRED: "expired with no decision",
+                }[self.kind]  # fmt: skip
         return f"{self.title} ({self.project_id}) {verb}"
 
     def text(self) -> str:

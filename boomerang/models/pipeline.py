@@ -44,6 +44,8 @@ class CheckpointSpec(BaseModel):
     approvers: tuple[str, ...] = ()
     timeout: timedelta = timedelta(days=7)
     reminder_after: timedelta | None = timedelta(hours=24)
+    # How long before the deadline approvers are warned that it is about to expire.
+    expiry_warning: timedelta | None = timedelta(hours=1)
     on_expiry: ExpiryPolicy = ExpiryPolicy.REJECT
     recommendation: Decision | None = Decision.APPROVE
 
@@ -55,6 +57,8 @@ class CheckpointSpec(BaseModel):
             raise ValueError(f"checkpoint {self.name!r}: timeout must be positive")
         if self.reminder_after is not None and not (timedelta(0) < self.reminder_after < self.timeout):
             raise ValueError(f"checkpoint {self.name!r}: reminder_after must be inside the timeout")
+        if self.expiry_warning is not None and not (timedelta(0) < self.expiry_warning < self.timeout):
+            raise ValueError(f"checkpoint {self.name!r}: expiry_warning must be inside the timeout")
         return self
 
 

@@ -61,6 +61,7 @@ _SAFE_MESSAGES: dict[EventKind, str] = {
     EventKind.PHASE_FAILED: "Phase failed.",
     EventKind.CHECKPOINT_OPENED: "Waiting for a decision.",
     EventKind.CHECKPOINT_REMINDED: "Reminder: waiting for a decision.",
+    EventKind.CHECKPOINT_EXPIRING: "The decision window closes soon.",
     EventKind.CHECKPOINT_DECIDED: "Decision recorded.",
     EventKind.CHECKPOINT_REFUSED: "Decision refused.",
     EventKind.CHECKPOINT_EXPIRED: "Decision window expired.",
