@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -17,6 +18,13 @@ class EventSink(Protocol):
     async def record(self, event: RunEvent) -> bool: ...
 
 
+@runtime_checkable
+class BatchEventSink(EventSink, Protocol):
+    """A sink that writes several events in one transaction (`EventStore` does)."""
+
+    async def record_many(self, events: Sequence[RunEvent]) -> list[bool]: ...
+
+
 class RecordActivities:
     def __init__(self, store: EventSink) -> None:
         self._store = store
@@ -24,11 +32,14 @@ class RecordActivities:
     @activity.defn(name="record_events")
     async def record_events(self, inp: RecordEventsInput) -> int:
         """Write each event once; returns how many were new (a retry writes none)."""
-        written = 0
-        for event in inp.events:
-            try:
+        try:
+            if isinstance(self._store, BatchEventSink):
+                # One transaction for the batch: one commit, one head lock per stream.
+                return sum(await self._store.record_many(inp.events))
+            written = 0
+            for event in inp.events:
                 written += await self._store.record(event)
-            except InvalidEventError as exc:
-                # A malformed event will be malformed on every retry: fail it loudly.
-                raise ApplicationError(str(exc), type="InvalidEvent", non_retryable=True) from exc
-        return written
+            return written
+        except InvalidEventError as exc:
+            # A malformed event will be malformed on every retry: fail it loudly.
+            raise ApplicationError(str(exc), type="InvalidEvent", non_retryable=True) from exc

@@ -17,6 +17,7 @@ Labels are identifiers (function, checkpoint, tenant, outcome) passed through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -24,7 +25,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from psycopg_pool import AsyncConnectionPool
 
-from activities.records import EventSink
+from activities.records import BatchEventSink, EventSink
 from boomerang.models.events import EventKind, RunEvent
 from boomerang.observability.labels import ALL, label
 
@@ -240,11 +241,25 @@ class ObservedEvents:
     async def record(self, event: RunEvent) -> bool:
         written = await self._inner.record(event)
         if written:
-            try:
-                self._metrics.observe(event, decision_s=await self._decision_seconds(event))
-            except Exception:  # metrics must never fail the write that already happened
-                log.warning("metrics: could not count an event", kind=event.kind.value, exc_info=True)
+            await self._observe(event)
         return written
+
+    async def record_many(self, events: Sequence[RunEvent]) -> list[bool]:
+        """One transaction for the batch when the inner store can; each event counted once."""
+        if isinstance(self._inner, BatchEventSink):
+            written = await self._inner.record_many(events)
+        else:
+            written = [await self._inner.record(event) for event in events]
+        for event, new in zip(events, written, strict=True):
+            if new:
+                await self._observe(event)
+        return written
+
+    async def _observe(self, event: RunEvent) -> None:
+        try:
+            self._metrics.observe(event, decision_s=await self._decision_seconds(event))
+        except Exception:  # metrics must never fail the write that already happened
+            log.warning("metrics: could not count an event", kind=event.kind.value, exc_info=True)
 
     async def _decision_seconds(self, event: RunEvent) -> float | None:
         if event.kind is not EventKind.CHECKPOINT_DECIDED or self._pool is None:

@@ -1,17 +1,23 @@
 """Record each `RunEvent` exactly once: Ledger row, Charter row and projections.
 
-One transaction per event:
+Events are written in batches, one transaction per batch (group commit): `record`
+and `record_many` queue their events and a single writer per store takes everything
+queued so far, so concurrent writers share one commit instead of queueing on a chain
+head for a commit each. In that transaction, for each stream in sorted order (so two
+stores never wait on each other's locks in a cycle):
 
 1. lock the stream's head row in `ledger_heads` (upserted on first use); this
    serializes appends to one chain, so concurrent writers can never fork it;
-2. claim the event key in `ledger_keys` at seq = head + 1 (`recorded_at` never
-   goes back along a stream); if the key is taken, roll back: a retried
-   activity writes nothing and the chain does not move;
-3. append the Ledger row at seq = head + 1 with its hash, move the head, insert
-   the Charter row and update the projections.
+2. find which of the batch's keys are already recorded: those write nothing, so a
+   retried activity writes nothing and the chain does not move;
+3. claim the new keys in `ledger_keys` at head + 1, + 2, ... in queue order
+   (`recorded_at` never goes back along a stream), append the Ledger rows with their
+   hashes, move the head once, insert the Charter rows and update the projections.
 
-Appends to different runs do not wait for each other. The pool is opened by the
-caller (the worker's `main()`), which also closes it:
+A caller returns once its event's transaction has committed. A batch that fails on
+one bad event is retried event by event, so the bad one fails alone. Appends to
+different runs do not wait for each other beyond sharing a commit. The pool is opened
+by the caller (the worker's `main()`), which also closes it:
 
     pool = await open_pool(conninfo)
     store = EventStore(pool)
@@ -21,6 +27,7 @@ caller (the worker's `main()`), which also closes it:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,14 +51,8 @@ INSERT INTO ledger_heads (stream, seq, row_hash, recorded_at) VALUES (%s, 0, %s,
 ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream
 RETURNING seq, row_hash, recorded_at
 """
-# Runs right after _LOCK_HEAD in the same round trip, so it reads the locked head.
-_CLAIM_KEY = """
-INSERT INTO ledger_keys (event_key, stream, seq, recorded_at)
-SELECT %(key)s, stream, seq + 1, GREATEST(%(now)s, recorded_at)
-FROM ledger_heads WHERE stream = %(stream)s
-ON CONFLICT (event_key) DO NOTHING
-RETURNING seq, recorded_at
-"""
+_KNOWN_KEYS = "SELECT event_key, stream FROM ledger_keys WHERE event_key = ANY(%s)"
+_CLAIM_KEY = "INSERT INTO ledger_keys (event_key, stream, seq, recorded_at) VALUES (%s, %s, %s, %s)"
 _MOVE_HEAD = "UPDATE ledger_heads SET seq = %s, row_hash = %s, recorded_at = %s WHERE stream = %s"
 _INSERT_LEDGER = sql.SQL("INSERT INTO ledger ({}) VALUES ({})").format(
     sql.SQL(", ").join(map(sql.Identifier, (*HASHED_COLUMNS, "row_hash"))),
@@ -64,8 +65,16 @@ _INSERT_CHARTER = sql.SQL("INSERT INTO charter ({}) VALUES ({})").format(
 )
 
 
-class _Duplicate(Exception):
-    """The event key was already recorded; unwinds the transaction."""
+# Events in one transaction at most: bounds how long a batch holds its heads' locks.
+MAX_BATCH = 500
+
+
+class _Queued:
+    __slots__ = ("event", "future")
+
+    def __init__(self, event: RunEvent, future: asyncio.Future[bool]) -> None:
+        self.event = event
+        self.future = future
 
 
 async def open_pool(
@@ -106,55 +115,109 @@ class EventStore:
         self._writer_role = writer_role
         self._months: set[str] = set()
         self._months_lock = asyncio.Lock()
+        self._queue: list[_Queued] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, event: RunEvent) -> bool:
         """Write `event`; True if written now, False if its key was already recorded."""
-        check_projectable(event)
-        charter = charter_row(event)  # pure, so done before taking any lock
+        return (await self.record_many((event,)))[0]
+
+    async def record_many(self, events: Sequence[RunEvent]) -> list[bool]:
+        """Write `events` in order; for each, True if written now, False if already recorded.
+
+        Raises the first event's error if any failed (the others are written or not
+        on their own merits, as with one `record` each).
+        """
+        for event in events:
+            check_projectable(event)
+        loop = asyncio.get_running_loop()
+        queued = [_Queued(event, loop.create_future()) for event in events]
+        self._queue.extend(queued)
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = asyncio.create_task(self._write_queued())
+        outcomes = await asyncio.gather(*(q.future for q in queued), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [bool(o) for o in outcomes]
+
+    async def _write_queued(self) -> None:
+        """Write whatever is queued, a transaction per batch, until the queue is empty."""
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                written = await self._write(batch)
+            except (InvalidEventError, psycopg.IntegrityError, psycopg.DataError) as exc:
+                if len(batch) == 1:
+                    _settle(batch[0].future, exc)
+                    continue
+                for one in batch:  # let the bad event fail alone
+                    try:
+                        _settle(one.future, (await self._write([one]))[0])
+                    except Exception as single:
+                        _settle(one.future, single)
+                continue
+            except BaseException as exc:
+                for one in batch:
+                    _settle(one.future, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for one, was_new in zip(batch, written, strict=True):
+                _settle(one.future, was_new)
+
+    async def _write(self, batch: Sequence[_Queued]) -> list[bool]:
         await self._ensure_partitions()
-        try:
-            # Pipelined: lock + claim in one round trip, the writes + COMMIT in a second,
-            # so the stream's head stays locked for as short a time as possible.
-            async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-                await self._append(conn, event, charter)
-        except _Duplicate:
-            return False
-        return True
-
-    async def _append(self, conn: psycopg.AsyncConnection[Any], event: RunEvent, charter: CharterRow) -> None:
-        stream = pg_text(event.run_id)
-        key = pg_text(event.event_key)
-        if self._writer_role is not None:
-            await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._writer_role)))
-        head_cur = await conn.execute(_LOCK_HEAD, (stream, GENESIS, _EPOCH))
-        claim_cur = await conn.execute(_CLAIM_KEY, {"key": key, "stream": stream, "now": datetime.now(UTC)})
-        head = await head_cur.fetchone()
-        assert head is not None  # INSERT ... RETURNING always yields the row
-        claimed = await claim_cur.fetchone()
-        if claimed is None:
-            await self._raise_duplicate(claim_cur, key, stream)
-            return
-        seq, recorded_at = int(claimed[0]), claimed[1]
-        content = ledger_content(event, seq=seq, prev_hash=str(head[1]), recorded_at=recorded_at)
-        digest = row_hash(content)
-        cur = conn.cursor()
-        await cur.execute(
-            _INSERT_LEDGER, {**content, "details": Jsonb(content["details"]), "row_hash": digest}
-        )
-        await cur.execute(_MOVE_HEAD, (seq, digest, recorded_at, stream))
-        if event.kind not in LEDGER_ONLY_KINDS:
-            await cur.execute(_INSERT_CHARTER, charter.model_dump())
-            await project(cur, event)
-
-    @staticmethod
-    async def _raise_duplicate(cur: psycopg.AsyncCursor[Any], key: str, stream: str) -> None:
-        await cur.execute("SELECT stream FROM ledger_keys WHERE event_key = %s", (key,))
-        owner = await cur.fetchone()
-        if owner is not None and owner[0] != stream:
-            raise InvalidEventError(
-                f"event key {key!r} was already recorded for another run; keys must be unique"
-            )
-        raise _Duplicate
+        events = [q.event for q in batch]
+        # Pure, so done before taking any lock.
+        charters = [None if e.kind in LEDGER_ONLY_KINDS else charter_row(e) for e in events]
+        by_stream: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            by_stream.setdefault(pg_text(event.run_id), []).append(i)
+        keys = [pg_text(e.event_key) for e in events]
+        # Pipelined: the locks + the key lookup in one round trip, the writes + COMMIT in
+        # a second, so the heads stay locked for as short a time as possible.
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            if self._writer_role is not None:
+                await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._writer_role)))
+            heads = {
+                stream: await conn.execute(_LOCK_HEAD, (stream, GENESIS, _EPOCH))
+                for stream in sorted(by_stream)
+            }
+            known_cur = await conn.execute(_KNOWN_KEYS, (sorted(set(keys)),))
+            known = {str(k): str(s) for k, s in await known_cur.fetchall()}
+            now = datetime.now(UTC)
+            written = [False] * len(events)
+            cur = conn.cursor()
+            for stream, cur_head in heads.items():
+                head = await cur_head.fetchone()
+                assert head is not None  # INSERT ... RETURNING always yields the row
+                seq, prev, recorded_at = int(head[0]), str(head[1]), max(now, head[2])
+                for i in by_stream[stream]:
+                    owner = known.get(keys[i])
+                    if owner is not None:
+                        if owner != stream:
+                            raise InvalidEventError(
+                                f"event key {keys[i]!r} was already recorded for another run; "
+                                "keys must be unique"
+                            )
+                        continue  # recorded before, or earlier in this batch
+                    known[keys[i]] = stream
+                    seq += 1
+                    content = ledger_content(events[i], seq=seq, prev_hash=prev, recorded_at=recorded_at)
+                    prev = row_hash(content)
+                    await cur.execute(_CLAIM_KEY, (keys[i], stream, seq, recorded_at))
+                    await cur.execute(
+                        _INSERT_LEDGER, {**content, "details": Jsonb(content["details"]), "row_hash": prev}
+                    )
+                    charter = charters[i]
+                    if charter is not None:
+                        await cur.execute(_INSERT_CHARTER, charter.model_dump())
+                        await project(cur, events[i])
+                    written[i] = True
+                if seq > int(head[0]):
+                    await cur.execute(_MOVE_HEAD, (seq, prev, recorded_at, stream))
+        return written
 
     async def _ensure_partitions(self) -> None:
         """Create this month's and next month's ledger partitions, once per month."""
@@ -173,3 +236,12 @@ class EventStore:
                     (now, now + timedelta(days=32)),
                 )
             self._months.add(month)
+
+
+def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+    if future.done():  # its caller was cancelled; the write stands (it is idempotent)
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
