@@ -1,10 +1,11 @@
 """A workflow's events, queued in order and written to the Charter and Ledger beside it.
 
 The run never waits on its own bookkeeping: `emit` only queues, and one background
-task writes the queue batch by batch, sequentially, so the Ledger's order is the
-order things happened. `flush` waits until everything queued is written (before a
-run ends). Keys are `<workflow id>/<seq>/<kind>`: deterministic on replay, and a
-retried write finds its key and writes nothing.
+task writes the queue batch by batch, sequentially (a local activity, one
+transaction per batch), so the Ledger's order is the order things happened.
+`flush` waits until everything queued is written (before a run ends). Keys are
+`<workflow id>/<seq>/<kind>`: deterministic on replay, and a retried write finds its
+key and writes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ with workflow.unsafe.imports_passed_through():
 
 # Recording must not give up: an event lost is a Charter/Ledger gap. Postgres being
 # down stalls the writes (and `flush`), never the decisions.
+# Recorded as a local activity (in the workflow task that emitted the events): no
+# activity task and no second workflow task per batch. Runs started before this
+# recorded through a regular activity and replay that way.
+RECORD_LOCALLY = "record-events-local"
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
@@ -62,12 +67,23 @@ class EventLog:
             batch, self._outbox = tuple(self._outbox), []
             self._writing = True
             try:
-                await workflow.execute_activity_method(
-                    RecordActivities.record_events,
-                    RecordEventsInput(events=batch),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=_RECORD_RETRY,
-                )
+                if workflow.patched(RECORD_LOCALLY):
+                    await workflow.execute_local_activity_method(
+                        RecordActivities.record_events,
+                        RecordEventsInput(events=batch),
+                        start_to_close_timeout=timedelta(seconds=30),
+                        retry_policy=_RECORD_RETRY,
+                        # While retrying in the worker it holds the workflow task open, and a
+                        # decision would wait: after this, retries back off on durable timers.
+                        local_retry_threshold=timedelta(seconds=2),
+                    )
+                else:
+                    await workflow.execute_activity_method(
+                        RecordActivities.record_events,
+                        RecordEventsInput(events=batch),
+                        start_to_close_timeout=timedelta(seconds=30),
+                        retry_policy=_RECORD_RETRY,
+                    )
             finally:
                 self._writing = False
 

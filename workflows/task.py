@@ -45,6 +45,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.webhooks import send_webhook
 
 TASK_FAILED = "TaskFailed"
+# Planning is a registry lookup: a local activity in the first workflow task saves an
+# activity round trip and a workflow task. Tasks started before this replay as before.
+PLAN_LOCALLY = "plan-task-local"
 OVER_BUDGET = "OverBudget"
 
 
@@ -232,20 +235,25 @@ class BoomerAngTask:
 
     async def _plan(self, inp: TaskInput) -> TaskPlan:
         try:
-            self._planned = await workflow.execute_activity_method(
-                TaskActivities.plan_task,
-                PlanTaskInput(
-                    task_type=inp.task_type,
-                    boomer_ang_id=inp.boomer_ang_id,
-                    expected_seconds=inp.expected_seconds,
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
+            plan_input = PlanTaskInput(
+                task_type=inp.task_type,
+                boomer_ang_id=inp.boomer_ang_id,
+                expected_seconds=inp.expected_seconds,
             )
+            if workflow.patched(PLAN_LOCALLY):
+                self._planned = await workflow.execute_local_activity_method(
+                    TaskActivities.plan_task, plan_input, start_to_close_timeout=timedelta(seconds=30)
+                )
+            else:
+                self._planned = await workflow.execute_activity_method(
+                    TaskActivities.plan_task, plan_input, start_to_close_timeout=timedelta(seconds=30)
+                )
             return self._planned
-        except ActivityError as exc:
+        except (ActivityError, ApplicationError) as exc:
+            # A local activity's failure comes as the activity's own error, not wrapped.
             if is_cancelled_exception(exc):
                 raise
-            error = str(exc.cause or exc)
+            error = str(exc.cause or exc) if isinstance(exc, ActivityError) else str(exc)
             failed = self._events.emit(
                 EventKind.TASK_FAILED,
                 status="failed",
