@@ -60,8 +60,9 @@ class _Gate:
     # How many times this checkpoint has opened; the open one (if any) is this number.
     openings: int = 0
 
-    def view(self) -> CheckpointView:
+    def view(self, deciders: tuple[str, ...] = ()) -> CheckpointView:
         return CheckpointView(
+            deciders=deciders,
             name=self.spec.name,
             title=self.spec.title,
             phase=self.phase,
@@ -366,7 +367,15 @@ class ApprovalBook:
                 gate.status = CheckpointStatus.UPCOMING
 
     def pending(self) -> tuple[CheckpointView, ...]:
-        return tuple(g.view() for g in self._gates.values() if g.status is CheckpointStatus.OPEN)
+        return tuple(
+            g.view(self._deciders(g)) for g in self._gates.values() if g.status is CheckpointStatus.OPEN
+        )
+
+    def _deciders(self, gate: _Gate) -> tuple[str, ...]:
+        """Who may decide `gate` (the people of its roles in the roster); () when anyone may."""
+        if not gate.spec.approvers or not self._roster:
+            return ()
+        return tuple(sorted({p for role in gate.spec.approvers for p in self._roster.get(role, ())}))
 
     def awaiting(self) -> list[str]:
         return [v.name for v in self.pending()]

@@ -174,6 +174,8 @@ async def _render_inbox(
         pending = await ctx.client.pending_approvals(who.token.tenant)
     items = []
     for p in pending:
+        if who.may_decide and p.checkpoint.deciders and who.token.name not in p.checkpoint.deciders:
+            continue  # someone else's to decide (the run's roster); viewers still see everything
         targets: tuple[str, ...] = ()
         if Decision.PIVOT in p.checkpoint.options:
             async with upstream("status", ctx.timeout_s):

@@ -142,6 +142,8 @@ class CheckpointView(BaseModel):
     status: CheckpointStatus
     options: tuple[Decision, ...]
     approvers: tuple[str, ...]
+    # The people who may decide it (its roles' people in the run's roster); empty: anyone.
+    deciders: tuple[str, ...] = ()
     # 1 the first time the checkpoint opens, 2 after an iterate or pivot re-opens it, ...
     opening: int = 0
     recommendation: Decision | None = None

@@ -115,3 +115,23 @@ async def test_forms_need_csrf_and_other_tenants_runs_are_invisible(api: Api) ->
     taken = await api.http.post("/inbox/decide", data=stranger)
     assert taken.status_code == 404
     assert (await api.client.status(run_id)).decisions == ()
+
+
+async def test_an_approver_sees_only_the_checkpoints_the_runs_roster_lets_them_decide(api: Api) -> None:
+    async def kickoff(roster: dict[str, list[str]]) -> str:
+        body = {"project_id": "clinic", "brief": BRIEF, "roster": roster}
+        response = await api.http.post("/kickoff", headers=api.auth(api.approver), json=body)
+        assert response.status_code == 202, response.text
+        run_id: str = response.json()["run_id"]
+        await wait_for_checkpoint(api.client, run_id, FIRST)
+        return run_id
+
+    mine = await kickoff({"founder": [api.approver_name]})
+    theirs = await kickoff({"founder": ["someone-else"]})
+    await sign_in(api.http, api.approver)
+    await _form(api.http, mine, FIRST)
+    page = (await api.http.get("/inbox")).text
+    assert decision_form(page, theirs, FIRST) is None and theirs not in page
+    # The status names who may decide, for every door that shows a checkpoint.
+    status = await api.client.status(theirs)
+    assert [cp.deciders for cp in status.pending] == [("someone-else",)]
