@@ -44,6 +44,12 @@ return [...document.querySelectorAll('input:not([type=hidden]), button, select, 
 
 @contextmanager
 def chromium() -> Iterator[webdriver.Chrome]:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    if missing:  # a failure that says what to do, not a driver's stack trace
+        raise AssertionError(
+            f"{', '.join(missing)} not found: install the OS's Chromium first "
+            "(Debian/Ubuntu: apt-get install chromium chromium-driver); see the README"
+        )
     os.environ["SE_OFFLINE"] = "true"
     with tempfile.TemporaryDirectory(prefix="boomerang-chromium-") as profile:
         options = webdriver.ChromeOptions()
