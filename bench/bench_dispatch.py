@@ -42,9 +42,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from activities.local_backend import LocalBackend
+from bench.breakdown import Breakdown, PgCounter
 from bench.stack import embedded_stack
 from boomerang.client import BoomerangClient
 from boomerang.models.tasks import TaskInput
+from boomerang.store.queries import Pool
 from boomerang.store.recorder import EventStore
 from modal_app.contracts import FunctionResult, TaskRequest
 from modal_app.llm import OFFLINE_PROVIDER
@@ -213,6 +215,9 @@ def segments(trace: TaskTrace, events: Sequence[HistoryEvent]) -> dict[str, floa
         name[e.activity_task_completed_event_attributes.scheduled_event_id]: _ms(e)
         for e in of_type[EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
     }
+    if "plan_task" not in scheduled:  # a local activity: run inside the first workflow task
+        scheduled["plan_task"] = _ms(of_type[EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED][0])
+        done["plan_task"] = _ms(of_type[EventType.EVENT_TYPE_MARKER_RECORDED][0])
     wf_started = _ms(of_type[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED][0])
     wf_done = _ms(of_type[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED][0])
     cuts = (
@@ -317,7 +322,7 @@ async def bench(opts: Options) -> None:
                 events=EventStore(pool),
             ) as worker:
                 client = BoomerangClient(env.client, task_queue=worker.task_queue)
-                tasks_run = await _bench_on(client, backend, opts)
+                tasks_run = await _bench_on(client, backend, opts, pool)
             async with pool.connection() as conn:
                 cur = await conn.execute(
                     "SELECT kind, count(*) FROM ledger WHERE tenant = %s GROUP BY kind ORDER BY kind",
@@ -337,13 +342,14 @@ async def _check_offline(function: str, request: dict[str, Any]) -> None:
         raise RuntimeError(f"{function} called a real LLM provider; unset {', '.join(LLM_KEY_VARS)}")
 
 
-async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Options) -> int:
+async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Options, pool: Pool) -> int:
     concurrent_tasks = max(opts.tasks, opts.concurrency)
     print(
         f"{opts.processes} compute processes, {os.cpu_count()} CPUs; "
         "a shared machine makes these figures noisy"
     )
     results: list[tuple[str, list[Figures], dict[str, float]]] = []
+    costs: list[str] = []
     tasks_run = 0
     for task_type in opts.task_types:
         specialist = REGISTRY.specialist_for(task_type)
@@ -368,9 +374,16 @@ async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Option
 
         systems: tuple[System, ...] = (direct, call, task)
         figures = [Figures(s.name) for s in systems]
+        pg = await PgCounter.start(pool)
         for system, f in zip(systems, figures, strict=True):
             await sequential(system.once, opts.tasks, f)
         medians = await breakdown(client.temporal, task.traces)
+        per_run = await Breakdown.of(client.temporal, [t.task_id for t in task.traces])
+        txns, rows = await pg.per_event()
+        costs.append(per_run.line(f"{task_type} BoomerAngTask"))
+        costs.append(
+            f"  {txns:.2f} PostgreSQL write transactions per Ledger row ({rows} rows, sequential round)"
+        )
         direct.threaded = True
         for system, f in zip(systems, figures, strict=True):
             await concurrent(system.once, concurrent_tasks, opts.concurrency, f)
@@ -387,6 +400,7 @@ async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Option
         print(_overhead(task_type, task_f, call_f))
         print("\n".join(_breakdown_lines(task_type, medians, _pct(call_f.sequential_ms, 50))))
         print()
+    print("\n".join(costs))
     return tasks_run
 
 

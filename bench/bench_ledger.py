@@ -7,8 +7,9 @@ ledger + charter + projections in one transaction) at 1, 10 and 50 concurrent
 writers, both on one stream (every writer contends for the same chain head) and
 on one stream per writer. The baseline INSERTs the same ledger rows, one per
 autocommit statement, into an unconstrained copy of the table with no indexes,
-in the same database and run. Uses DATABASE_URL if set (in a fresh database),
-otherwise a throwaway embedded server.
+in the same database and run. `txns/row`: PostgreSQL write transactions per
+recorded row (concurrent `record` calls share a transaction: group commit). Uses
+DATABASE_URL if set (in a fresh database), otherwise a throwaway embedded server.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
+from bench.breakdown import PgCounter
 from boomerang.models.events import CostBreakdown, EventKind, RunEvent
 from boomerang.store.chain import HASHED_COLUMNS, ledger_content, row_hash
 from boomerang.store.embedded import start_embedded_postgres
@@ -99,13 +101,15 @@ async def _bench(conninfo: str, n: int) -> None:
     async def record(event: RunEvent) -> None:
         await store.record(event)
 
-    print(f"{'writers':>7} {'streams':>8} {'record/s':>10} {'plain/s':>10} {'ratio':>7}")
+    print(f"{'writers':>7} {'streams':>8} {'record/s':>10} {'plain/s':>10} {'ratio':>7} {'txns/row':>9}")
     for writers in WRITERS:
         for streams in sorted({1, writers}):
+            pg = await PgCounter.start(pool)
             recorded = await _drive(writers, _events(n, streams), record)
+            commits, _ = await pg.per_event()
             baseline = await _drive(writers, _events(n, streams), plain)
             print(f"{writers:>7} {streams:>8} {recorded:>10.0f} {baseline:>10.0f} "
-                  f"{recorded / baseline:>7.2f}")  # fmt: skip
+                  f"{recorded / baseline:>7.2f} {commits:>9.2f}")  # fmt: skip
     await pool.close()
 
 

@@ -47,11 +47,13 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from activities.local_backend import LocalBackend
+    from bench.breakdown import Breakdown, PgCounter
     from bench.stack import embedded_stack
     from boomerang.client import BoomerangClient
     from boomerang.models.decisions import DecisionInput, RunStatus
     from boomerang.models.pipeline import PipelineInput
     from boomerang.pipelines import startup_validation_pipeline
+    from boomerang.store.queries import Pool
     from boomerang.store.recorder import EventStore
     from worker import build_worker
 
@@ -225,6 +227,7 @@ class Figures:
     wall_s: float = 0.0
     in_phase: Latencies = field(default_factory=Latencies)
     closing: Latencies = field(default_factory=Latencies)
+    run_ids: list[str] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
@@ -241,6 +244,7 @@ async def _wait_for(system: System, run_id: str, checkpoint: str, poll_s: float)
 
 async def _drive(system: System, poll_s: float, figures: Figures) -> None:
     run_id = await system.start()
+    figures.run_ids.append(run_id)
     await _wait_for(system, run_id, CHECKPOINTS[0], poll_s)
     for cp, following in itertools.pairwise(CHECKPOINTS):
         await system.decide(run_id, cp)
@@ -310,7 +314,7 @@ async def bench(runs: Sequence[int], *, poll_s: float, processes: int, bare_sign
         backend = LocalBackend(max_concurrency=processes)
         print(f"poll every {poll_s * 1000:g} ms, {processes} compute processes, {os.cpu_count()} CPUs")
         try:
-            await _bench_on(env, backend, EventStore(pool), runs, poll_s, bare_signal)
+            await _bench_on(env, backend, pool, runs, poll_s, bare_signal)
         finally:
             await backend.aclose()
 
@@ -318,13 +322,13 @@ async def bench(runs: Sequence[int], *, poll_s: float, processes: int, bare_sign
 async def _bench_on(
     env: WorkflowEnvironment,
     backend: LocalBackend,
-    store: EventStore,
+    pool: Pool,
     runs: Sequence[int],
     poll_s: float,
     bare_signal: bool,
 ) -> None:
     ours_q, bare_q = f"bench-boomerang-{uuid.uuid4().hex}", f"bench-bare-{uuid.uuid4().hex}"
-    ours_worker = build_worker(env.client, task_queue=ours_q, backend=backend, events=store)
+    ours_worker = build_worker(env.client, task_queue=ours_q, backend=backend, events=EventStore(pool))
     bare_worker = Worker(env.client, task_queue=bare_q, workflows=[BarePipeline], activities=[bare_phase])
     systems: list[System] = [Boomerang(BoomerangClient(env.client, task_queue=ours_q))]
     systems.append(Bare(env.client, bare_q))
@@ -336,10 +340,18 @@ async def _bench_on(
         print(HEADER)
         for n in runs:
             figures = []
+            pg = await PgCounter.start(pool)
             for system in systems:
                 figures.append(await measure(system, n, poll_s))
                 print(_row(figures[-1]), flush=True)
             print(_ratio(figures[0], figures[1]), flush=True)
+            txns, rows = await pg.per_event()
+            for f in figures:
+                print((await Breakdown.of(env.client, f.run_ids)).line(f.system), flush=True)
+            print(
+                f"  boomerang: {txns:.2f} PostgreSQL write transactions per Ledger row ({rows} rows)",
+                flush=True,
+            )
             print(flush=True)
 
 

@@ -374,6 +374,9 @@ class BoomerangClient:
             task_queue=self._task_queue,
             search_attributes=TypedSearchAttributes([SearchAttributePair(SA_TENANT, inp.tenant)]),
             static_summary=f"{inp.boomer_ang_id or 'Boomer_Ang'} task · {inp.task_type} · {inp.tenant}",
+            # A worker in this process on the queue takes the first workflow task in the start
+            # reply (no trip through the server's queue); otherwise it starts as usual.
+            request_eager_start=True,
         )
         return task_id
 
