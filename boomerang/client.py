@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from temporalio.api.common.v1 import WorkflowExecution
@@ -85,6 +86,7 @@ from boomerang.webhooks.urls import WebhookUrlPolicy
 from modal_app.registry import Registry, load_registry, modules_from_env
 
 _SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
+R = TypeVar("R")
 # How long a status query may take before history is asked whether the run is stuck.
 _QUERY_PATIENCE_S = 1.0
 
@@ -225,8 +227,8 @@ class BoomerangClient:
 
     async def _decide_once(self, run_id: str, decision: DecisionInput, wait: timedelta) -> DecisionReceipt:
         try:
-            receipt: DecisionReceipt = await self._handle(run_id).execute_update(
-                DECIDE_UPDATE, decision, result_type=DecisionReceipt, rpc_timeout=wait
+            receipt: DecisionReceipt = await _execute_update(
+                self._handle(run_id), DECIDE_UPDATE, decision, DecisionReceipt, wait
             )
             return receipt
         except WorkflowUpdateRPCTimeoutOrCancelledError:
@@ -267,8 +269,8 @@ class BoomerangClient:
         wait = self._decide_wait if wait_s is None else timedelta(seconds=wait_s)
         handle = self.temporal.get_workflow_handle(run_id)
         try:
-            receipt: CancelReceipt = await handle.execute_update(
-                CANCEL_UPDATE, request, result_type=CancelReceipt, rpc_timeout=wait
+            receipt: CancelReceipt = await _execute_update(
+                handle, CANCEL_UPDATE, request, CancelReceipt, wait
             )
             return receipt
         except WorkflowUpdateRPCTimeoutOrCancelledError:
@@ -503,6 +505,23 @@ def _deadline_order(p: PendingApproval) -> float:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+async def _execute_update(
+    handle: WorkflowHandle[Any, Any], name: str, arg: BaseModel, result_type: type[R], wait: timedelta
+) -> R:
+    """`execute_update`, sent again when the workflow task that carried it failed (a worker
+    lost mid-task, or one too busy to answer in time): the server then drops the update,
+    and sending it again is safe (decisions carry their id; a second cancel is a duplicate)."""
+    for attempt in range(3):
+        try:
+            result: R = await handle.execute_update(name, arg, result_type=result_type, rpc_timeout=wait)
+            return result
+        except RPCError as exc:
+            if "unexpected workflow task failure" not in exc.message or attempt == 2:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _finished(exc: RPCError) -> bool:
