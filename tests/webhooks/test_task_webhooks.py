@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 import standardwebhooks
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -24,10 +23,6 @@ from tests.helpers import wait_until
 from tests.webhooks import LOOPBACK, SECRET, Answer, Endpoint
 from workflows.task import BoomerAngTask
 from workflows.webhooks import DeliverWebhook
-
-pytestmark = pytest.mark.skipif(
-    "webhook_url" not in TaskInput.model_fields, reason="needs TaskInput.webhook_url (see the webhooks issue)"
-)
 
 
 async def test_a_task_notifies_its_webhook_with_the_charter_view_only(
