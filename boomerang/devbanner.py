@@ -42,6 +42,7 @@ class Banner:
             f"  Temporal UI:     {self.ui_url}/namespaces/default/workflows",
             f"  Waiting on you:  {self.ui_url}/namespaces/default/workflows?query={waiting}",
             f"  HTTP API:        {self.api_url}/docs",
+            f"  Inbox:           {self.api_url}/inbox   (sign in with a token, see below)",
             *self._demo_lines(),
             "",
             *self._shell_lines(),

@@ -342,6 +342,7 @@ def test_the_banner_commands_work_when_copied(tmp_path: Path) -> None:
     assert f"{bin_dir / 'temporal'} workflow signal" in moved
     assert f"source {bin_dir / 'activate'}" in moved
     assert f"TOKEN=$({bin_dir / 'boomerang'} tokens create --tenant demo --name alice)" in moved
+    assert "Inbox:           http://127.0.0.1:9787/inbox" in moved  # where approvers sign in
 
     default = Banner(
         ui_url="http://localhost:8233", api_url="http://127.0.0.1:8787", temporal_address="127.0.0.1:7233",
