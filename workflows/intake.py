@@ -36,10 +36,14 @@ FINAL = frozenset(
 _UPDATES = (DECIDE_UPDATE, CANCEL_UPDATE)
 
 
-class RunIntake:
+class DecisionIntake:
+    """The `decide` update and the `approve` / `reject` / `decide` signals, for any run
+    that keeps its checkpoints in an `ApprovalBook` (pipelines, sweeps)."""
+
     _book: ApprovalBook
-    _cancellation: Cancellation
-    _report: RunReporter
+    # Whether a signal sent before its checkpoint's first opening waits for it (pipelines)
+    # or is refused (sweeps: their one checkpoint opens only when spend demands it).
+    _hold_early_signals = True
 
     # -- decide ------------------------------------------------------------------------
 
@@ -62,6 +66,39 @@ class RunIntake:
         except InvalidDecisionError as exc:
             # `from None`: the cause would print the message twice, typed differently.
             raise _refusal(exc) from None
+
+    # -- signals -----------------------------------------------------------------------
+
+    @workflow.signal(name=DECISION_SIGNALS[0])
+    def approve_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[0], payload, Decision.APPROVE)
+
+    @workflow.signal(name=DECISION_SIGNALS[1])
+    def reject_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[1], payload, Decision.REJECT)
+
+    @workflow.signal(name=DECISION_SIGNALS[2])
+    def decide_signal(self, payload: Any) -> None:
+        self._on_signal(DECISION_SIGNALS[2], payload, None)
+
+    def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
+        """Signals cannot answer, so a bad one is kept as refused rather than lost."""
+        try:
+            decision = parse_decision("signal", name, payload, forced)
+            via, hold = f"signal:{name}", self._hold_early_signals
+            self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=hold)
+        except InvalidDecisionError as exc:
+            self._refuse_signal(name, payload, str(exc))
+
+    def _refuse_signal(self, name: str, payload: Any, reason: str) -> None:
+        self._book.refuse(now=workflow.now(), via=f"signal:{name}", reason=reason, payload=payload)
+
+
+class RunIntake(DecisionIntake):
+    """A pipeline run's doors: decisions, the `cancel` update, and names it does not know."""
+
+    _cancellation: Cancellation
+    _report: RunReporter
 
     # -- cancel (workflows/cancellation.py says why an update) -------------------------
 
@@ -93,20 +130,6 @@ class RunIntake:
     def _validate_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
         raise ApplicationError(_unknown("update", name, _UPDATES), type=UNKNOWN_UPDATE, non_retryable=True)
 
-    # -- signals -----------------------------------------------------------------------
-
-    @workflow.signal(name=DECISION_SIGNALS[0])
-    def approve_signal(self, payload: Any) -> None:
-        self._on_signal(DECISION_SIGNALS[0], payload, Decision.APPROVE)
-
-    @workflow.signal(name=DECISION_SIGNALS[1])
-    def reject_signal(self, payload: Any) -> None:
-        self._on_signal(DECISION_SIGNALS[1], payload, Decision.REJECT)
-
-    @workflow.signal(name=DECISION_SIGNALS[2])
-    def decide_signal(self, payload: Any) -> None:
-        self._on_signal(DECISION_SIGNALS[2], payload, None)
-
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """A misspelled signal name is a refused input, not a silent no-op."""
@@ -118,19 +141,13 @@ class RunIntake:
                 payload = None
         self._refuse_signal(name, payload, _unknown("signal", name, DECISION_SIGNALS))
 
-    def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
-        """Signals cannot answer, so a bad one is kept as refused rather than lost."""
-        try:
-            decision = parse_decision("signal", name, payload, forced)
-            self._book.submit(decision, now=workflow.now(), via=f"signal:{name}", hold_upcoming=True)
-        except InvalidDecisionError as exc:
-            self._refuse_signal(name, payload, str(exc))
-
     def _refuse_signal(self, name: str, payload: Any, reason: str) -> None:
-        via = f"signal:{name}"
+        """Kept in the book (status shows it) and written to the Ledger and the Charter."""
+        super()._refuse_signal(name, payload, reason)
         checkpoint = payload.get("checkpoint") if isinstance(payload, dict) else None
-        self._book.refuse(now=workflow.now(), via=via, reason=reason, payload=payload)
-        self._report.refused(checkpoint if isinstance(checkpoint, str) else None, reason, via=via)
+        self._report.refused(
+            checkpoint if isinstance(checkpoint, str) else None, reason, via=f"signal:{name}"
+        )
 
 
 def _refusal(exc: InvalidDecisionError) -> ApplicationError:

@@ -26,8 +26,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.sweep_results import PlanSweepInput, SpendInput, SweepActivities, SweepResolved
     from boomerang.constants import (
         CANCEL_UPDATE,
-        DECIDE_UPDATE,
-        DECISION_SIGNALS,
         PROGRESS_QUERY,
         SA_AWAITING,
         SA_PHASE,
@@ -35,9 +33,7 @@ with workflow.unsafe.imports_passed_through():
         SA_TENANT,
         SWEEP_WORKFLOW,
     )
-    from boomerang.errors import InvalidDecisionError
     from boomerang.models.cancel import CancelReceipt
-    from boomerang.models.decisions import DecisionReceipt
     from boomerang.models.events import EventKind
     from boomerang.models.pipeline import (
         BUDGET_CHECKPOINT,
@@ -59,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.approvals import ApprovalBook
     from workflows.cancellation import Cancellation
-    from workflows.intake import INVALID_DECISION, parse_decision
+    from workflows.intake import DecisionIntake
     from workflows.recording import EventLog
     from workflows.sweep_plan import SweepPlan, SweepSpecError, batch_key
 
@@ -75,7 +71,10 @@ class _NoBounds:
 
 
 @workflow.defn(name=SWEEP_WORKFLOW)
-class Sweep:
+class Sweep(DecisionIntake):
+    # The cost checkpoint opens only when spend demands it: a decision sent before is refused.
+    _hold_early_signals = False
+
     @workflow.init
     def __init__(self, inp: SweepInput) -> None:
         self._id = workflow.info().workflow_id
@@ -444,41 +443,7 @@ class Sweep:
             reason=carry.stopped_reason or self._problem,
         )
 
-    # -- people: decide (update and signals) and cancel ---------------------------------------
-
-    @workflow.update(name=DECIDE_UPDATE)
-    def decide(self, payload: Any) -> DecisionReceipt:
-        d = parse_decision("update", DECIDE_UPDATE, payload, None)
-        try:
-            return self._book.submit(d, now=workflow.now(), via="update", hold_upcoming=False)
-        except InvalidDecisionError as exc:
-            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
-
-    @decide.validator
-    def _validate_decide(self, payload: Any) -> None:
-        try:
-            self._book.check(parse_decision("update", DECIDE_UPDATE, payload, None), hold_upcoming=False)
-        except InvalidDecisionError as exc:
-            raise ApplicationError(str(exc), type=INVALID_DECISION, non_retryable=True) from None
-
-    @workflow.signal(name=DECISION_SIGNALS[0])
-    def approve_signal(self, payload: Any) -> None:
-        self._on_signal(DECISION_SIGNALS[0], payload, Decision.APPROVE)
-
-    @workflow.signal(name=DECISION_SIGNALS[1])
-    def reject_signal(self, payload: Any) -> None:
-        self._on_signal(DECISION_SIGNALS[1], payload, Decision.REJECT)
-
-    @workflow.signal(name=DECISION_SIGNALS[2])
-    def decide_signal(self, payload: Any) -> None:
-        self._on_signal(DECISION_SIGNALS[2], payload, None)
-
-    def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
-        try:
-            d = parse_decision("signal", name, payload, forced)
-            self._book.submit(d, now=workflow.now(), via=f"signal:{name}", hold_upcoming=False)
-        except InvalidDecisionError as exc:
-            self._book.refuse(now=workflow.now(), via=f"signal:{name}", reason=str(exc), payload=payload)
+    # -- people: decisions come through DecisionIntake; cancel ------------------------------
 
     @workflow.update(name=CANCEL_UPDATE)
     async def cancel(self, payload: Any) -> CancelReceipt:
