@@ -18,7 +18,7 @@ import warnings
 
 import structlog
 
-from boomerang.cli.api import serve_api
+from boomerang.api.serve import serve_api
 from boomerang.client import BoomerangClient
 from boomerang.devbanner import Banner
 from boomerang.devdemo import ensure_demo_run

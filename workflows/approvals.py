@@ -327,10 +327,6 @@ class ApprovalBook:
         self._apply(gate, held, now)
         return None
 
-    def is_open(self, name: str) -> bool:
-        gate = self._gates.get(name)
-        return gate is not None and gate.status is CheckpointStatus.OPEN
-
     def opening(self, name: str) -> int:
         return self._gates[name].openings
 

@@ -1,10 +1,12 @@
 """How people reach a running pipeline: the `decide` and `cancel` updates, the
 `approve` / `reject` / `decide` signals, and names the run does not know.
 
-`RunIntake` is a base class of `ValidationPipeline` holding its handlers; they read
-and change the run only through its `ApprovalBook`, its `Cancellation` and its
-`RunReporter`. Every decision lands through `ApprovalBook.submit`, so it is checked
-and lands the same way whichever door it came through. Workflow code only.
+`DecisionIntake` holds the decision handlers any run with an `ApprovalBook` takes
+(pipelines and sweeps); `RunIntake`, a base class of `ValidationPipeline`, adds the
+`cancel` update and the refusal of names the run does not know, reading and changing
+the run only through its `ApprovalBook`, its `Cancellation` and its `RunReporter`.
+Every decision lands through `ApprovalBook.submit`, so it is checked and lands the
+same way whichever door it came through. Workflow code only.
 """
 
 from __future__ import annotations

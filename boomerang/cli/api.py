@@ -7,41 +7,31 @@ Mounted by `boomerang/cli/`:
     app.command("api", help="Serve the HTTP API.")(api_command)
 
 A token is printed once, at creation, on stdout alone (so `TOKEN=$(boomerang
-tokens create ...)` works); only its SHA-256 is stored. `serve_api` is also what
-`boomerang dev` runs beside its worker.
+tokens create ...)` works); only its SHA-256 is stored. The server itself is
+`boomerang.api.serve.serve_api`, which `boomerang dev` also runs beside its worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
 import psycopg
 import structlog
 import typer
-import uvicorn
 from psycopg_pool import AsyncConnectionPool
-from temporalio.client import Client
 
-from boomerang.api import create_app
+from boomerang.api.serve import ApiStartError, serve_api
 from boomerang.cli.ledger import run_with_pool
 from boomerang.cli.webhook_endpoints import register_endpoint_commands
-from boomerang.client import BoomerangClient
-from boomerang.connect import connect_temporal
-from boomerang.errors import BoomerangError
 from boomerang.logs import configure_logging
 from boomerang.observability.tracing import configure_tracing
 from boomerang.settings import Settings
 from boomerang.store.deliveries import DeliveryStore
 from boomerang.store.embedded import resolve_conninfo
 from boomerang.store.migrate import apply_migrations
-from boomerang.store.recorder import open_pool
 from boomerang.store.tokens import ApiRole, TokenError, create_token, list_tokens, revoke_token
-from boomerang.webhooks.urls import WebhookUrlPolicy
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 T = TypeVar("T")
@@ -113,67 +103,6 @@ def dead_letters(
     for d in letters:
         when = f"{d.dead_at:%Y-%m-%d %H:%M}" if d.dead_at else "-"
         typer.echo(f"{when}  {d.tenant}  {d.run_id}  {d.event}  {d.url}  {d.attempts} attempt(s): {d.reason}")
-
-
-class _HostedServer(uvicorn.Server):
-    """A uvicorn server inside a process that owns SIGINT/SIGTERM itself (`boomerang dev`)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve_api(
-    settings: Settings,
-    *,
-    conninfo: str,
-    client: Client | None = None,
-    stop: asyncio.Event | None = None,
-    sock: socket.socket | None = None,
-) -> None:
-    """Serve until `stop` is set (or, without one, until SIGINT/SIGTERM).
-
-    `sock`, already bound (by `boomerang dev`, before it starts anything), replaces
-    binding `settings.api_host:api_port` here, so nothing can take the port in between.
-    Raises ApiStartError when the server cannot start, instead of uvicorn's sys.exit.
-    """
-    temporal = client or await connect_temporal(settings)
-    pool = await open_pool(conninfo, min_size=1, max_size=10)
-    try:
-        app = create_app(
-            client=BoomerangClient(
-                temporal,
-                task_queue=settings.temporal_task_queue,
-                webhook_policy=WebhookUrlPolicy.from_settings(settings),
-            ),
-            pool=pool,
-            settings=settings,
-            webhook_secret=settings.webhook_secret,
-        )
-        config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None)
-        server = uvicorn.Server(config) if stop is None else _HostedServer(config)
-        serving = asyncio.create_task(_serve(server, sock))
-        if stop is not None:
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            server.should_exit = True
-            stopping.cancel()
-        await serving
-    finally:
-        await pool.close()
-
-
-class ApiStartError(BoomerangError, RuntimeError):
-    """The HTTP API could not start (uvicorn has logged why)."""
-
-
-async def _serve(server: uvicorn.Server, sock: socket.socket | None) -> None:
-    try:
-        await server.serve(sockets=[sock] if sock is not None else None)
-    except SystemExit:  # uvicorn's answer to a failed startup; in a task it would end the loop
-        raise ApiStartError(
-            f"the HTTP API could not start on {server.config.host}:{server.config.port}"
-        ) from None
 
 
 def api_command(

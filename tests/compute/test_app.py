@@ -23,7 +23,6 @@ from tests.compute import task
 from tests.modal_servicer.servicer import deployed_functions
 
 REGISTRY = builtin_registry()
-lookup, registered, all_specialists = REGISTRY.lookup, REGISTRY.functions, REGISTRY.specialists
 
 
 def test_app_imports_without_network_or_credentials() -> None:
@@ -120,15 +119,15 @@ def test_every_registered_function_is_deployed_and_nothing_else() -> None:
     from modal_app import app
 
     deployed = deployed_functions(app)
-    assert set(deployed) == set(registered())
-    assert {s.function for s in all_specialists()} <= set(deployed)
+    assert set(deployed) == set(REGISTRY.functions())
+    assert {s.function for s in REGISTRY.specialists()} <= set(deployed)
 
 
-@pytest.mark.parametrize("name", sorted(registered()))
+@pytest.mark.parametrize("name", sorted(REGISTRY.functions()))
 def test_each_function_deploys_with_its_registered_and_priced_resources(name: str) -> None:
     from modal_app import app
 
-    fn = lookup(name)
+    fn = REGISTRY.lookup(name)
     info = deployed_functions(app)[name].info()  # offline: what the deploy request will carry
     assert (info.cpu, info.memory_mib, info.timeout) == (fn.cpu, fn.memory_mib, int(fn.timeout_s))
     assert (info.max_retries, info.secrets) == (RETRIES, SECRETS)
@@ -137,14 +136,14 @@ def test_each_function_deploys_with_its_registered_and_priced_resources(name: st
     for gpu, count in info.gpus:
         # Costing uses the registry's GPU: the deployed one must cost exactly the same.
         assert table.gpu_rate(f"{gpu}:{count}") == table.gpu_rate(fn.gpu or "")
-    for specialist in all_specialists():
+    for specialist in REGISTRY.specialists():
         if specialist.function == name:
             assert specialist.gpu == fn.gpu, (
                 f"{specialist.id} is priced for {specialist.gpu}, deployed on {fn.gpu}"
             )
 
 
-@pytest.mark.parametrize("name", sorted(registered()))
+@pytest.mark.parametrize("name", sorted(REGISTRY.functions()))
 def test_each_function_image_installs_what_modal_app_imports(name: str) -> None:
     from modal_app import app
 
