@@ -54,6 +54,15 @@ class LostAttempt:
     call_id: str | None = None
 
 
+@dataclass(frozen=True)
+class AttemptSlot:
+    """One of several compute attempts a single activity attempt makes (a sweep chunk's
+    items): its own Ledger key and attempt number, since the activity's are shared."""
+
+    key: str
+    attempt: int
+
+
 def attempt_key(workflow_id: str | None, workflow_run_id: str | None, activity_id: str, attempt: int) -> str:
     """The Ledger key of one attempt: the same whoever writes it, so it is written once."""
     return f"{workflow_id}/{workflow_run_id}/{activity_id}/attempt-{attempt}"

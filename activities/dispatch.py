@@ -11,6 +11,7 @@ under its own key (`activities.attempts`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import traceback
 from contextlib import suppress
@@ -20,7 +21,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.attempts import AttemptBeat, LostAttempt, attempt_key, lost_attempts
+from activities.attempts import AttemptBeat, AttemptSlot, LostAttempt, attempt_key, lost_attempts
 from activities.compute import ComputeBackend, ComputeError, cancel_is_final
 from activities.records import EventSink
 from boomerang.models.events import CostBreakdown, EventKind, RunEvent
@@ -40,17 +41,25 @@ class Dispatcher:
         self._prices = prices
         self._registry = registry
 
-    async def run(self, inp: DispatchInput) -> DispatchOutcome:
+    @property
+    def heartbeats_itself(self) -> bool:
+        """Whether the backend owns the activity's heartbeat (Modal: the call to re-attach to)."""
+        return _heartbeats_itself(self._backend)
+
+    async def run(self, inp: DispatchInput, slot: AttemptSlot | None = None) -> DispatchOutcome:
+        """One attempt of the running activity; with `slot`, one of several attempts it
+        runs (a sweep chunk's items): keyed by the slot, and the caller heartbeats."""
         info = activity.info()
-        # Before this attempt beats (and so replaces what the server kept of the last one).
-        await self._settle_lost(inp, lost_attempts(info.heartbeat_details, info.attempt))
         started = time.monotonic()
         dispatched_at = datetime.now(UTC)
-        beat = (
-            None
-            if _heartbeats_itself(self._backend)
-            else asyncio.create_task(_beat(inp.heartbeat_every_s, info.attempt, dispatched_at.timestamp()))
-        )
+        beat = None
+        if slot is None:
+            # Before this attempt beats (and so replaces what the server kept of the last one).
+            await self._settle_lost(inp, lost_attempts(info.heartbeat_details, info.attempt))
+            if not _heartbeats_itself(self._backend):
+                at = dispatched_at.timestamp()
+                beat = asyncio.create_task(_beat(inp.heartbeat_every_s, info.attempt, at))
+        record = functools.partial(self._record, slot=slot)
         try:
             # One cadence, decided by the workflow from the activity's heartbeat timeout:
             # this dispatcher beats at it, or a backend that beats itself polls at it.
@@ -63,7 +72,7 @@ class Dispatcher:
                 tenant=inp.attribution.tenant,
             )
         except ComputeError as exc:
-            await self._record(
+            await record(
                 inp,
                 self._elapsed_cost(inp.function, started),
                 status="failed",
@@ -81,11 +90,11 @@ class Dispatcher:
             # attempt to re-attach to is not over: that attempt's result bills it whole.
             if not _heartbeats_itself(self._backend) or cancel_is_final():
                 await asyncio.shield(
-                    self._record(inp, self._elapsed_cost(inp.function, started), status="cancelled")
+                    record(inp, self._elapsed_cost(inp.function, started), status="cancelled")
                 )
             raise
         except Exception as exc:
-            await self._record(
+            await record(
                 inp,
                 self._elapsed_cost(inp.function, started),
                 status="failed",
@@ -105,10 +114,10 @@ class Dispatcher:
             "queued_s": round((result.started_at - dispatched_at).total_seconds(), 3),
             "cold_start": result.cold_start,
         }
-        await self._record(
+        await record(
             inp, cost, status="ok", runtime=result.runtime, seconds=result.execution_time_s, extra=timing
         )
-        return DispatchOutcome(result=result, cost=cost, attempt=info.attempt)
+        return DispatchOutcome(result=result, cost=cost, attempt=slot.attempt if slot else info.attempt)
 
     def _elapsed_cost(self, function: str, started: float) -> CostBreakdown:
         return self._cost_of_seconds(function, time.monotonic() - started)
@@ -119,6 +128,17 @@ class Dispatcher:
         except LookupError:
             return CostBreakdown(price_table_version=self._prices.version)
         return estimate_function(self._prices, fn, seconds=seconds)
+
+    async def settle_lost(self, inp: DispatchInput, dead: LostAttempt, slot: AttemptSlot) -> None:
+        """A `lost` row for `slot`, an attempt that died with its worker (a no-op if it wrote one)."""
+        await self._record(
+            inp,
+            self._cost_of_seconds(inp.function, dead.seconds),
+            status="lost",
+            seconds=dead.seconds,
+            extra={"reason": dead.reason},
+            slot=slot,
+        )
 
     async def _settle_lost(self, inp: DispatchInput, lost: list[LostAttempt]) -> None:
         """A row for each earlier attempt that died unrecorded (a no-op for those that did not)."""
@@ -145,9 +165,10 @@ class Dispatcher:
         seconds: float | None = None,
         extra: dict[str, Any] | None = None,
         attempt: int | None = None,
+        slot: AttemptSlot | None = None,
     ) -> None:
         info = activity.info()
-        attempt = attempt or info.attempt
+        attempt = slot.attempt if slot else attempt or info.attempt
         who = inp.attribution
         details: dict[str, Any] = {
             "function": inp.function,
@@ -161,7 +182,9 @@ class Dispatcher:
             RunEvent(
                 # One key per activity attempt: a retried write of this attempt (or the next
                 # attempt settling it) is a no-op, a new attempt (new money) is a new row.
-                event_key=attempt_key(info.workflow_id, info.workflow_run_id, info.activity_id, attempt),
+                event_key=slot.key
+                if slot
+                else attempt_key(info.workflow_id, info.workflow_run_id, info.activity_id, attempt),
                 run_id=who.run_id,
                 tenant=who.tenant,
                 project_id=who.project_id,

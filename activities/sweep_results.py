@@ -1,17 +1,17 @@
-"""Sweep items: run one (dispatch + cost every attempt) and write its row exactly once.
+"""Sweep activities: plan, run items (a chunk at a time, or one), rows, spend.
 
-`run_item` first looks for the item's row: a retry after the row was written (the
-worker died before Temporal heard back) returns that row and runs nothing, so an item
-that succeeded is never run again. Otherwise it dispatches through the `Dispatcher`
-(every attempt a Ledger `compute_attempt` row, killed attempts settled by the next),
-puts a large output in the artifact store, and inserts the row. A failure is retried
-by Temporal until the item's last attempt, which writes the failed row itself.
+`run_sweep_chunk` (activities.sweep_chunks) runs consecutive items in one activity.
+`run_sweep_item` is the one-item path: sweeps whose history started before chunks, and
+backends that own the heartbeat. It first looks for the item's row: a retry after the
+row was written (the worker died before Temporal heard back) returns that row and runs
+nothing, so an item that succeeded is never run again. Otherwise it dispatches through
+the `Dispatcher` (every attempt a Ledger `compute_attempt` row, killed attempts settled
+by the next), puts a large output in the artifact store, and inserts the row. A failure
+is retried by Temporal until the item's last attempt, which writes the failed row itself.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
@@ -20,15 +20,18 @@ from temporalio.exceptions import ApplicationError
 
 from activities.budget import CostReader
 from activities.dispatch import Dispatcher
+from activities.sweep_chunks import ChunkBeat, ChunkRun
+from activities.sweep_rows import dispatch_input, item_row, outcome_of, succeeded_row
 from boomerang.artifacts import ArtifactStore
 from boomerang.models.sweeps import (
     CancelledItemsInput,
+    SweepChunkInput,
+    SweepChunkOutcome,
     SweepItemInput,
     SweepItemOutcome,
-    SweepResult,
+    SweepRowsInput,
     SweepSpec,
 )
-from boomerang.models.tasks import Attribution, DispatchInput
 from boomerang.pricing import PriceTable
 from boomerang.store.sweeps import SweepResults
 from boomerang.sweeps import per_item_estimate, resolve_sweep
@@ -51,18 +54,15 @@ class SweepResolved(BaseModel):
     timeouts: dict[str, float]
     boomer_ang_id: str | None = None
     per_item_usd: Decimal
+    # Whether items may run in chunks (`run_sweep_chunk`); False for a backend that owns the
+    # heartbeat, and in histories recorded before chunks.
+    chunked: bool = False
 
 
 class SpendInput(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     sweep_id: str
-
-
-def _outcome(row: SweepResult) -> SweepItemOutcome:
-    return SweepItemOutcome(
-        index=row.item_index, status=row.status, cost_usd=row.cost_usd, seconds=row.seconds
-    )
 
 
 class SweepActivities:
@@ -84,7 +84,14 @@ class SweepActivities:
 
     @property
     def activities(self) -> list[object]:
-        return [self.plan_sweep, self.run_sweep_item, self.end_sweep_items, self.sweep_spend]
+        return [
+            self.plan_sweep,
+            self.run_sweep_item,
+            self.run_sweep_chunk,
+            self.sweep_item_rows,
+            self.end_sweep_items,
+            self.sweep_spend,
+        ]
 
     @activity.defn(name="plan_sweep")
     async def plan_sweep(self, inp: PlanSweepInput) -> SweepResolved:
@@ -97,50 +104,50 @@ class SweepActivities:
             timeouts={n: fn.timeout_s for n, fn in resolved.functions.items()},
             boomer_ang_id=resolved.boomer_ang_id,
             per_item_usd=per_item_estimate(resolved, self._prices),
+            chunked=not self._dispatcher.heartbeats_itself,
         )
 
     @activity.defn(name="run_sweep_item")
     async def run_sweep_item(self, item: SweepItemInput) -> SweepItemOutcome:
+        """One item per activity: sweeps started before chunks, and backends that own the
+        heartbeat (Modal's call checkpoint cannot be shared by a chunk's items)."""
         stored = await self._results.get(item.sweep_id, item.index)
         if stored is not None:
-            return _outcome(stored)
+            return outcome_of(stored)
         attempt = activity.info().attempt
         try:
-            outcome = await self._dispatcher.run(
-                DispatchInput(
-                    function=item.function,
-                    payload=item.payload,
-                    timeout_s=item.timeout_s,
-                    heartbeat_every_s=item.heartbeat_every_s,
-                    attribution=Attribution(
-                        run_id=item.sweep_id,
-                        tenant=item.tenant,
-                        phase=item.batch,
-                        boomer_ang_id=item.boomer_ang_id,
-                        task_type=item.task_type,
-                    ),
-                )
-            )
+            outcome = await self._dispatcher.run(dispatch_input(item))
         except ApplicationError as exc:
             if not exc.non_retryable and attempt < item.max_attempts:
                 raise
-            row = self._row(item, "failed", error=f"{exc.type}: {exc}", attempts=attempt)
-            return _outcome(await self._results.record(item.tenant, row))
-        result = outcome.result
-        output, uri = dict(result.output), None
-        encoded = json.dumps(output).encode()
-        if len(encoded) > item.inline_output_bytes:
-            key = f"sweeps/{item.sweep_id}/item-{item.index:06d}.json"
-            uri = await asyncio.to_thread(self._artifacts.put, key, encoded)
-            output = {}
-        row = self._row(
-            item,
-            "succeeded",
-            attempts=attempt,
-            cost=outcome.cost.total_cost,
-            seconds=result.execution_time_s,
-        ).model_copy(update={"output": None if uri else output, "artifact_uri": uri})
-        return _outcome(await self._results.record(item.tenant, row))
+            row = item_row(item, "failed", error=f"{exc.type}: {exc}", attempts=attempt)
+            return outcome_of(await self._results.record(item.tenant, row))
+        row = await succeeded_row(item, outcome, attempt, self._artifacts)
+        return outcome_of(await self._results.record(item.tenant, row))
+
+    @activity.defn(name="run_sweep_chunk")
+    async def run_sweep_chunk(self, inp: SweepChunkInput) -> SweepChunkOutcome:
+        if self._dispatcher.heartbeats_itself:
+            raise ApplicationError(
+                "this worker's compute backend owns the heartbeat: sweep items run one per activity",
+                type=INVALID_SWEEP,
+                non_retryable=True,
+            )
+        stored = await self._results.get_many(inp.sweep_id, [item.index for item in inp.items])
+        chunk = ChunkRun(inp, dispatcher=self._dispatcher, results=self._results, artifacts=self._artifacts)
+        await chunk.resume(ChunkBeat.last(activity.info().heartbeat_details), stored)
+        ran = await chunk.run([item for item in inp.items if item.index not in stored])
+        rows = {row.item_index: row for row in (*stored.values(), *ran)}
+        return SweepChunkOutcome(
+            outcomes=[outcome_of(rows[i.index]) for i in inp.items if i.index in rows],
+            not_started=chunk.not_started,
+        )
+
+    @activity.defn(name="sweep_item_rows")
+    async def sweep_item_rows(self, inp: SweepRowsInput) -> list[SweepItemOutcome]:
+        """The rows stored for `indices` (a cancelled chunk's items that ended)."""
+        found = await self._results.get_many(inp.sweep_id, inp.indices)
+        return [outcome_of(found[i]) for i in inp.indices if i in found]
 
     @activity.defn(name="end_sweep_items")
     async def end_sweep_items(self, inp: CancelledItemsInput) -> list[SweepItemOutcome]:
@@ -148,35 +155,11 @@ class SweepActivities:
         out = []
         for item in inp.items:
             status = "failed" if item.error else "cancelled"
-            row = self._row(item, status, error=item.error, attempts=0)
-            out.append(_outcome(await self._results.record(inp.tenant, row)))
+            row = item_row(item, status, error=item.error, attempts=0)
+            out.append(outcome_of(await self._results.record(inp.tenant, row)))
         return out
 
     @activity.defn(name="sweep_spend")
     async def sweep_spend(self, inp: SpendInput) -> Decimal:
         """What the sweep has spent so far, from the Ledger (every attempt, retries included)."""
         return await self._costs.cost_to_date(inp.sweep_id)
-
-    @staticmethod
-    def _row(
-        item: SweepItemInput,
-        status: str,
-        *,
-        error: str | None = None,
-        attempts: int,
-        cost: Decimal = Decimal(0),
-        seconds: float | None = None,
-    ) -> SweepResult:
-        return SweepResult.model_validate(
-            {
-                "sweep_id": item.sweep_id,
-                "item_index": item.index,
-                "batch": item.batch,
-                "params": item.params,
-                "status": status,
-                "error": error,
-                "cost_usd": cost,
-                "attempts": attempts,
-                "seconds": seconds,
-            }
-        )

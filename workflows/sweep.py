@@ -1,9 +1,13 @@
 """`Sweep`: one compute function (or specialist task type) over many items, durably.
 
-A window of at most `max_parallel` item activities is in flight; with `batch_by`, a
-batch starts only when the one before it has finished. Each item is one `run_sweep_item`
-activity that dispatches (every attempt in the Ledger) and writes the item's row once;
-the workflow keeps counts only. Every `items_per_run` items the run drains its window
+At most `max_parallel` item calls are in flight; with `batch_by`, a batch starts only
+when the one before it has finished. Items go out in chunks: a `run_sweep_chunk`
+activity carries consecutive items of one batch and runs `lanes` of them at a time, the
+lanes of all chunks in flight never more than the window; sizes come from
+`workflows.sweep_chunking`. Each item's attempts are in the Ledger and its row is
+written once; the workflow keeps counts only. Sweeps whose history began with one
+`run_sweep_item` activity per item (before `workflow.patched("sweep-chunks")`), and
+backends that own the heartbeat, keep that path. Every `items_per_run` items the run drains its window
 and continues as new with a compact `SweepCarry`, so the history stays bounded
 whatever the sweep's size (README: Sweeps). A cost cap becomes the
 `approve_budget_increase` checkpoint, decided through the same `decide` update and
@@ -47,20 +51,27 @@ with workflow.unsafe.imports_passed_through():
         BatchCount,
         CancelledItemsInput,
         SweepCarry,
+        SweepChunkInput,
+        SweepChunkOutcome,
         SweepInput,
         SweepItemInput,
         SweepItemOutcome,
         SweepProgress,
+        SweepRowsInput,
         SweepState,
     )
     from workflows.approvals import ApprovalBook
     from workflows.cancellation import Cancellation
     from workflows.intake import DecisionIntake
     from workflows.recording import EventLog
+    from workflows.sweep_chunking import BACKOFF_MAX_S, chunk_shape
     from workflows.sweep_plan import SweepPlan, SweepSpecError, batch_key
 
 SWEEP_FAILED = "SweepFailed"
+CHUNKS_PATCH = "sweep-chunks"
 _QUICK = timedelta(seconds=60)
+# A chunk's items retry inside it; these attempts are for chunks lost with their worker.
+_CHUNK_ATTEMPTS = 3
 # The book needs a spec; a sweep's only checkpoint is the floating budget one.
 _BOOK_SPEC = PipelineSpec(name="sweep", phases=(PhaseSpec(name="sweep", title="Sweep", function="sweep"),))
 
@@ -86,7 +97,11 @@ class Sweep(DecisionIntake):
         except SweepSpecError as exc:
             self._plan, self._problem = None, str(exc)
         self._carry = inp.carry or self._first_carry()
+        # Items handed out and not yet accounted: one per activity, or every item of the
+        # chunks in flight (then at most `_lanes_used` of them are running a call).
         self._running: dict[int, SweepItemInput] = {}
+        self._chunked = False
+        self._lanes_used = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._events = EventLog(
             run_id=self._id, tenant=inp.tenant, key_prefix=f"{self._id}/run-{self._carry.runs}"
@@ -156,6 +171,89 @@ class Sweep(DecisionIntake):
         return await self._finish()
 
     async def _dispatch(self, end: int) -> None:
+        assert self._resolved is not None
+        # Sweeps whose history began before chunks replay (and go on) item by item.
+        self._chunked = workflow.patched(CHUNKS_PATCH) and self._resolved.chunked
+        if self._chunked:
+            await self._dispatch_chunks(end)
+        else:
+            await self._dispatch_items(end)
+
+    async def _dispatch_chunks(self, end: int) -> None:
+        assert self._plan is not None
+        plan, carry, window = self._plan, self._carry, self._spec.max_parallel
+        previous_batch: str | None = None
+        position = carry.cursor
+        while position < end and carry.stopped_reason is None:
+            batch = plan.batch_of(plan.index_at(position))
+            if position > carry.cursor and batch != previous_batch:
+                await workflow.wait_condition(lambda: not self._running)  # batches never overlap
+            previous_batch = batch
+            await workflow.wait_condition(lambda: self._lanes_used < window)
+            await self._cost_gate()
+            if carry.stopped_reason is not None:
+                break
+            lanes, size = chunk_shape(
+                window=window,
+                free=window - self._lanes_used,
+                mean_s=carry.seconds_sum / carry.seconds_n
+                if carry.seconds_n
+                else self._spec.expected_seconds,
+                left=min(end, plan.batch_end(position)) - position,
+                one_round=self._spec.on_item_failure == "stop",
+            )
+            items = [self._item(plan.index_at(p), batch) for p in range(position, position + size)]
+            self._running.update((item.index, item) for item in items)
+            self._lanes_used += lanes
+            self._tasks.append(asyncio.create_task(self._run_chunk(items, lanes)))
+            position += size
+            self._publish()
+        await workflow.wait_condition(lambda: not self._running)
+        await asyncio.gather(*self._tasks)
+        self._tasks.clear()
+        carry.cursor = position
+
+    async def _run_chunk(self, items: list[SweepItemInput], lanes: int) -> None:
+        rounds = -(-len(items) // lanes)
+        per_item = max(i.timeout_s for i in items) + BACKOFF_MAX_S
+        try:
+            result = await workflow.execute_activity_method(
+                SweepActivities.run_sweep_chunk,
+                SweepChunkInput(
+                    sweep_id=self._id,
+                    tenant=self._inp.tenant,
+                    items=items,
+                    lanes=lanes,
+                    heartbeat_every_s=self._spec.heartbeat_timeout_s / 3,
+                    stop_on_failure=self._spec.on_item_failure == "stop",
+                ),
+                start_to_close_timeout=timedelta(seconds=rounds * items[0].max_attempts * per_item + 60),
+                heartbeat_timeout=timedelta(seconds=self._spec.heartbeat_timeout_s),
+                retry_policy=RetryPolicy(maximum_attempts=_CHUNK_ATTEMPTS),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                return  # the cancel path reads what the chunk wrote
+            # Every attempt lost: the items without a row fail; those with one keep it.
+            lost = [item.model_copy(update={"error": f"lost: {exc.cause or exc}"}) for item in items]
+            outcomes = await workflow.execute_activity_method(
+                SweepActivities.end_sweep_items,
+                CancelledItemsInput(sweep_id=self._id, tenant=self._inp.tenant, items=lost),
+                start_to_close_timeout=_QUICK,
+            )
+            result = SweepChunkOutcome(outcomes=outcomes)
+        except asyncio.CancelledError:
+            return
+        self._lanes_used -= lanes
+        for index in result.not_started:
+            self._running.pop(index, None)
+        for outcome in result.outcomes:
+            item = self._running.pop(outcome.index, None)
+            if item is not None:
+                self._account(item, outcome)
+
+    async def _dispatch_items(self, end: int) -> None:
         assert self._plan is not None
         plan, carry = self._plan, self._carry
         tasks = self._tasks
@@ -369,19 +467,30 @@ class Sweep(DecisionIntake):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if in_flight:
+        if in_flight and self._chunked:
+            # A cancelled chunk wrote rows for the items it had started; the rest never ran.
+            outcomes = await workflow.execute_activity_method(
+                SweepActivities.sweep_item_rows,
+                SweepRowsInput(sweep_id=self._id, indices=[item.index for item in in_flight]),
+                start_to_close_timeout=_QUICK,
+            )
+        elif in_flight:
             outcomes = await workflow.execute_activity_method(
                 SweepActivities.end_sweep_items,
                 CancelledItemsInput(sweep_id=self._id, tenant=self._inp.tenant, items=in_flight),
                 start_to_close_timeout=_QUICK,
             )
-            for item, outcome in zip(in_flight, outcomes, strict=True):
-                if self._running.pop(item.index, None) is not None:
-                    if outcome.status == "cancelled":
-                        self._carry.cancelled += 1
-                    else:
-                        self._account(item, outcome)
+        else:
+            outcomes = []
+        for outcome in outcomes:
+            item = self._running.pop(outcome.index, None)
+            if item is not None:
+                if outcome.status == "cancelled":
+                    self._carry.cancelled += 1
+                else:
+                    self._account(item, outcome)
         self._running.clear()
+        self._lanes_used = 0
         self._events.emit(
             EventKind.SWEEP_CANCELLED,
             phase="sweep",
@@ -412,7 +521,7 @@ class Sweep(DecisionIntake):
     def progress(self) -> SweepProgress:
         carry, plan = self._carry, self._plan
         total = plan.total if plan else 0
-        running = len(self._running)
+        running = min(len(self._running), self._lanes_used) if self._chunked else len(self._running)
         finished = carry.done + carry.failed + carry.cancelled
         eta = None
         if carry.seconds_n and self._state == "running":

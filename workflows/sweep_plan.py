@@ -10,10 +10,12 @@ appearance.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from boomerang.models.sweeps import MAX_ITEMS, MAX_ITEMS_JSON_BYTES, SweepSpec
@@ -99,6 +101,21 @@ class SweepPlan:
             key = batch_key((self.spec.items or [])[i][by])
             sizes[key] = sizes.get(key, 0) + 1
         return list(sizes.items())
+
+    def batch_end(self, position: int) -> int:
+        """The first position after the batch of the item at `position` (a chunk stops there)."""
+        if self.spec.batch_by is None:
+            return self.total
+        ends = self._batch_ends
+        return ends[bisect.bisect_right(ends, position)]
+
+    @cached_property
+    def _batch_ends(self) -> tuple[int, ...]:
+        ends, at = [], 0
+        for _, size in self.batches():
+            at += size
+            ends.append(at)
+        return tuple(ends)
 
     def positions(self, start: int = 0) -> Iterator[int]:
         return iter(range(start, self.total))

@@ -116,6 +116,37 @@ class SweepItemOutcome(BaseModel):
     seconds: float | None = None
 
 
+class SweepChunkInput(BaseModel):
+    """Consecutive items of one batch for one `run_sweep_chunk` activity: at most `lanes`
+    of them run at a time, and the workflow keeps the lanes of all chunks within the window."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sweep_id: str
+    tenant: str
+    items: list[SweepItemInput]
+    lanes: int = Field(ge=1)
+    heartbeat_every_s: float = Field(gt=0)
+    # on_item_failure=stop: once an item has failed, the chunk starts no more.
+    stop_on_failure: bool = False
+
+
+class SweepChunkOutcome(BaseModel):
+    """The items of a chunk that ended (rows written), and those it never started (stop)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcomes: list[SweepItemOutcome]
+    not_started: list[int] = Field(default_factory=list)
+
+
+class SweepRowsInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sweep_id: str
+    indices: list[int]
+
+
 class CancelledItemsInput(BaseModel):
     model_config = ConfigDict(frozen=True)
 

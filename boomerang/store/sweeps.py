@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -21,6 +23,14 @@ _COLUMNS = (
 )
 
 
+def _values(tenant: str, row: SweepResult) -> tuple[object, ...]:
+    return (
+        row.sweep_id, row.item_index, tenant, row.batch, Jsonb(row.params), row.status,
+        None if row.output is None else Jsonb(row.output), row.artifact_uri, row.error,
+        row.cost_usd, row.attempts, row.seconds,
+    )  # fmt: skip
+
+
 class SweepResults:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -28,17 +38,38 @@ class SweepResults:
     async def record(self, tenant: str, row: SweepResult) -> SweepResult:
         """Insert the row unless one exists; return the row that is stored (the first one)."""
         async with self._pool.connection() as conn:
-            await conn.execute(
-                _INSERT,
-                (
-                    row.sweep_id, row.item_index, tenant, row.batch, Jsonb(row.params), row.status,
-                    None if row.output is None else Jsonb(row.output), row.artifact_uri, row.error,
-                    row.cost_usd, row.attempts, row.seconds,
-                ),
-            )  # fmt: skip
+            await conn.execute(_INSERT, _values(tenant, row))
         stored = await self.get(row.sweep_id, row.item_index)
         assert stored is not None  # just written, and rows are never deleted
         return stored
+
+    async def record_many(self, tenant: str, rows: Sequence[SweepResult]) -> list[SweepResult]:
+        """`record` for several rows of one sweep in one transaction (one commit): the stored
+        rows, by item index (a row that existed before wins, as with `record`)."""
+        if not rows:
+            return []
+        (sweep_id,) = {row.sweep_id for row in rows}
+        async with self._pool.connection() as conn, conn.transaction():
+            async with conn.cursor() as cur:
+                await cur.executemany(_INSERT, [_values(tenant, row) for row in rows])
+            found = await self._select_many(conn, sweep_id, [row.item_index for row in rows])
+        return [found[row.item_index] for row in rows]
+
+    async def get_many(self, sweep_id: str, indices: Sequence[int]) -> dict[int, SweepResult]:
+        """The stored rows among `indices`, by item index (one query)."""
+        async with self._pool.connection() as conn:
+            return await self._select_many(conn, sweep_id, indices)
+
+    @staticmethod
+    async def _select_many(
+        conn: AsyncConnection[Any], sweep_id: str, indices: Sequence[int]
+    ) -> dict[int, SweepResult]:
+        async with conn.cursor(row_factory=class_row(SweepResult)) as cur:
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM sweep_results WHERE sweep_id = %s AND item_index = ANY(%s)",  # noqa: S608
+                (sweep_id, list(indices)),
+            )
+            return {row.item_index: row for row in await cur.fetchall()}
 
     async def get(self, sweep_id: str, index: int) -> SweepResult | None:
         async with self._pool.connection() as conn, conn.cursor(row_factory=class_row(SweepResult)) as cur:

@@ -1,0 +1,45 @@
+"""How many items a sweep chunk carries, and how many lanes it may run at once: pure.
+
+Every chunk costs the stack about what one item did before (an activity through the
+Temporal server, a workflow task to take its result), so a chunk of k items divides
+that cost by k. Three forces size it, all from the mean item duration the sweep has
+observed (the spec's `expected_seconds` until the first results come back):
+
+- a chunk should last about `CHUNK_SECONDS`: long enough that the round trip between
+  one chunk and the next idles its lanes for a small share of it, short enough that
+  `done` in the progress moves every second or so;
+- lanes per chunk: as many as one lane's items take `CHUNK_SECONDS` (1 for items of a
+  second or more, so long items of uneven length never wait for a slow neighbour), and
+  at most a `GROUPS`th of the window, so several chunks share it and their tails and
+  round trips do not line up;
+- near the end of a segment (a batch, or a run before continue-as-new) a chunk takes
+  only its lanes' share of what is left, so the last items spread over the window
+  instead of queueing in one chunk.
+"""
+
+from __future__ import annotations
+
+import math
+
+CHUNK_SECONDS = 1.0
+GROUPS = 5
+# Bounds a chunk's activity input and result (a few hundred bytes an item).
+MAX_CHUNK_ITEMS = 250
+# A failed item is retried inside its chunk on Temporal's default schedule (1 s, doubling).
+BACKOFF_S, BACKOFF_MAX_S = 1.0, 60.0
+
+
+def chunk_shape(
+    *, window: int, free: int, mean_s: float, left: int, one_round: bool = False
+) -> tuple[int, int]:
+    """(lanes, items) of the next chunk: `free` lanes of `window` are unused, `left` items
+    remain in the segment, items take `mean_s` on average; `one_round`: one item a lane,
+    all started at once (on_item_failure=stop: a failure stops every chunk at once)."""
+    if min(window, free, left) < 1:
+        raise ValueError(f"need window, free and left >= 1; got {window}, {free}, {left}")
+    per_lane = max(1, round(CHUNK_SECONDS / max(mean_s, 1e-3)))  # items one lane runs in CHUNK_SECONDS
+    lanes = min(free, per_lane, math.ceil(window / GROUPS))
+    rounds = 1 if one_round else per_lane
+    share = lanes * math.ceil(left / window)
+    items = min(lanes * rounds, share, left, MAX_CHUNK_ITEMS)
+    return min(lanes, items), items
