@@ -1,6 +1,7 @@
 """The fault suite as a soak: many rounds of pipelines under SIGKILLs, Temporal and Postgres restarts.
 
-    python -m bench.soak_faults [--runs 10] [--pipelines 5] [--kills 3] [--via update|signal] [--seed N]
+    python -m bench.soak_faults [--runs 10] [--pipelines 5] [--kills 3] [--seed N]
+                                [--via client|update|signal]
 
 One dedicated stack (Temporal dev server on a SQLite file, embedded PostgreSQL, worker
 processes) for all rounds; each round starts `--pipelines` pipelines and, at random
@@ -20,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.faults import Counts, FaultStack, fault_round
+from tests.faults import VIAS, Counts, FaultStack, fault_round
 
 
 async def main(*, runs: int, pipelines: int, kills: int, via: str, seed: int) -> Counts:
@@ -63,9 +64,7 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=10, help="rounds of faults")
     parser.add_argument("--pipelines", type=int, default=5, help="pipelines per round")
     parser.add_argument("--kills", type=int, default=3, help="worker SIGKILLs per round")
-    parser.add_argument(
-        "--via", choices=("update", "signal"), default="update", help="how decisions are sent"
-    )
+    parser.add_argument("--via", choices=VIAS, default="client", help="how decisions are sent")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)

@@ -38,8 +38,6 @@ from boomerang.artifacts import ArtifactStore
 from boomerang.connect import connect_temporal
 from boomerang.constants import (
     CANCEL_UPDATE,
-    DECIDE_UPDATE,
-    NOT_OPEN_YET,
     PIPELINE_WORKFLOW,
     PROGRESS_QUERY,
     SA_STATUS,
@@ -49,10 +47,10 @@ from boomerang.constants import (
     TASK_QUEUE,
     TASK_WORKFLOW,
 )
+from boomerang.decision_delivery import RunFinishedError, deliver
 from boomerang.errors import (
     BoomerangError,
     CancelRefusedError,
-    CheckpointNotOpenYetError,
     InvalidDecisionError,
     RunStuckError,
     RunUnresponsiveError,
@@ -67,7 +65,6 @@ from boomerang.models.decisions import (
     DecisionReceipt,
     PipelineResult,
     PipelineStatus,
-    ReceiptStatus,
     RunStatus,
 )
 from boomerang.models.gpu_runs import GpuRunInput, GpuRunOutcome, HotMode
@@ -201,58 +198,44 @@ class BoomerangClient:
     async def decide(
         self, run_id: str, decision: DecisionInput, *, wait_s: float | None = None
     ) -> DecisionReceipt:
-        """Send a decision by update; raises `InvalidDecisionError` with the run's reason.
+        """Land a decision; raises `InvalidDecisionError` with the run's reason.
 
-        The decision gets a `decision_id` here if it has none, so that it can be sent
-        again safely. When no worker takes it in time (none running, all busy) the
-        receipt says `pending`: Temporal keeps it and a worker validates and applies
-        it later; resending the same decision_id says what became of it. `wait_s`
-        overrides the client's `decide_wait_s` for this call.
+        Checked by the `check_decision` query, sent by the `decide` signal, answered by
+        the `decision_outcome` query (boomerang/decision_delivery.py says why not by
+        update). The decision gets a `decision_id` here if it has none, so that it can be
+        sent again safely. When no worker answers in time (none running, all busy) the
+        receipt says `pending`: Temporal keeps the signal and the run validates and
+        applies it when a worker takes it; resending the same decision_id says what
+        became of it. `wait_s` overrides the client's `decide_wait_s` for this call.
         """
         wait = self._decide_wait if wait_s is None else timedelta(seconds=wait_s)
         if decision.decision_id is None:
             decision = decision.model_copy(update={"decision_id": f"d-{secrets.token_hex(8)}"})
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + wait.total_seconds(), 0.1
-        while True:
-            try:
-                return await self._decide_once(run_id, decision, wait)
-            except CheckpointNotOpenYetError:
-                # The phase that opens it is finishing (or its result waits behind this
-                # decision in one workflow task): send it again, within the wait.
-                if loop.time() + pause >= deadline:
-                    raise
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
-
-    async def _decide_once(self, run_id: str, decision: DecisionInput, wait: timedelta) -> DecisionReceipt:
         try:
-            receipt: DecisionReceipt = await _execute_update(
-                self._handle(run_id), DECIDE_UPDATE, decision, DecisionReceipt, wait
-            )
-            return receipt
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            assert decision.decision_id is not None  # set by decide
-            return DecisionReceipt(
-                decision_id=decision.decision_id,
-                checkpoint=decision.checkpoint,
-                decision=decision.decision,
-                status=ReceiptStatus.PENDING,
-                opening=decision.opening,
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-            if isinstance(cause, ApplicationError) and cause.type == NOT_OPEN_YET:
-                raise CheckpointNotOpenYetError(message) from exc
-            raise InvalidDecisionError(message) from exc
+            return await deliver(self._handle(run_id), decision, wait_s=wait.total_seconds())
+        except RunFinishedError:
+            ended, _ = await self._how_it_ended(run_id)
+            raise InvalidDecisionError(_finished_message(run_id, ended)) from None
+        except InvalidDecisionError:
+            # A closed run still answers queries (its checkpoints read "already decided"):
+            # say that it has finished, which is what the person needs to know.
+            closed = await self._closed_as(run_id)
+            if closed is None:
+                raise
+            raise InvalidDecisionError(_finished_message(run_id, closed)) from None
         except RPCError as exc:
-            if _finished(exc):
-                ended, _ = await self._how_it_ended(run_id)
-                raise InvalidDecisionError(
-                    f"run {run_id} has finished ({ended}); it takes no more decisions"
-                ) from exc
             raise _rpc_error(run_id, exc) from exc
+
+    async def _closed_as(self, run_id: str) -> str | None:
+        """How the run ended, or None while it is running."""
+        try:
+            described = await self.temporal.get_workflow_handle(run_id).describe()
+        except RPCError:
+            return None
+        if described.status in (None, WorkflowExecutionStatus.RUNNING):
+            return None
+        ended, _ = await self._how_it_ended(run_id)
+        return ended
 
     async def cancel(
         self, run_id: str, *, by: str, reason: str | None = None, wait_s: float | None = None
@@ -501,6 +484,10 @@ def _one_line(messages: list[str]) -> str:
 def _deadline_order(p: PendingApproval) -> float:
     deadline = p.checkpoint.deadline
     return deadline.timestamp() if deadline else math.inf
+
+
+def _finished_message(run_id: str, ended: str) -> str:
+    return f"run {run_id} has finished ({ended}); it takes no more decisions"
 
 
 def _quote(value: str) -> str:

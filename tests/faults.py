@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from boomerang.client import BoomerangClient
 from boomerang.devstack import TemporalDevServer
 from boomerang.errors import InvalidDecisionError
-from boomerang.models.decisions import DecisionInput, RunStatus
+from boomerang.models.decisions import DecisionInput, DecisionReceipt, RunStatus
 from boomerang.models.pipeline import PipelineInput, PipelineSpec
 from boomerang.pipelines import startup_validation_pipeline
 from boomerang.store.costs import cost_to_date
@@ -50,6 +50,8 @@ from tests.helpers import BRIEF, CHECKPOINTS, PHASES, expected_events, wait_for_
 from worker import WORKFLOWS
 
 REPO = Path(__file__).resolve().parent.parent
+# How fault_round sends decisions: the client's way, the bare update, the bare signal.
+VIAS = ("client", "update", "signal")
 TERMINAL = {RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED, RunStatus.CANCELLED}
 
 
@@ -215,6 +217,18 @@ async def _approve_all(stack: FaultStack, run_id: str, counts: Counts, *, via: s
     async def _signal(payload: dict[str, Any]) -> None:
         await client.temporal.get_workflow_handle(run_id).signal("decide", payload)
 
+    async def _update(decision: DecisionInput) -> DecisionReceipt:
+        # The bare `decide` update, as the Temporal CLI sends it (no client retries).
+        try:
+            return await client.temporal.get_workflow_handle(run_id).execute_update(
+                "decide", decision, result_type=DecisionReceipt, rpc_timeout=timedelta(seconds=10)
+            )
+        except WorkflowUpdateFailedError as exc:
+            raise InvalidDecisionError(str(exc.cause or exc)) from exc
+
+    async def _send(decision: DecisionInput) -> DecisionReceipt:
+        return await (_update(decision) if via == "update" else client.decide(run_id, decision))
+
     while True:
         status = await _retrying(f"status of {run_id}", lambda: client.status(run_id), deadline=deadline)
         if status.status in TERMINAL:
@@ -230,9 +244,8 @@ async def _approve_all(stack: FaultStack, run_id: str, counts: Counts, *, via: s
                 signalled.add(view.name)
                 continue
             try:
-                receipt = await _retrying(
-                    f"decide {view.name}", lambda d=decision: client.decide(run_id, d), deadline=deadline
-                )
+                what = f"decide {view.name}"
+                receipt = await _retrying(what, lambda d=decision: _send(d), deadline=deadline)
             except InvalidDecisionError:
                 continue  # decided meanwhile (the status read was older than the decision)
             counts.decisions_sent += receipt.status == "applied"
@@ -249,16 +262,17 @@ async def fault_round(
     restart_temporal: bool,
     postgres_down_s: float,
     rng: random.Random,
-    via: str = "update",
+    via: str = "client",
     work_seconds: float = 0.5,
     timeout_s: float = 240,
 ) -> Counts:
     """Run `runs` pipelines to the end under the faults asked for; then `audit` them.
 
-    Decisions go `via` the `decide` update (the client's way) or the `decide` signal.
+    Decisions go `via` the client (`BoomerangClient.decide`: a query, the `decide`
+    signal, a query), the bare `decide` update or the bare `decide` signal.
     """
-    if via not in ("update", "signal"):
-        raise ValueError(f"via must be 'update' or 'signal', got {via!r}")
+    if via not in VIAS:
+        raise ValueError(f"via must be one of {', '.join(VIAS)}, got {via!r}")
     counts = Counts(runs=runs)
     began = time.monotonic()
     deadline = began + timeout_s

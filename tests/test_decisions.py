@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from boomerang.client import BoomerangClient
@@ -27,7 +30,9 @@ async def _refused(client: BoomerangClient, run_id: str, **kw: object) -> str:
     with pytest.raises(InvalidDecisionError) as caught:
         await client.decide(run_id, DecisionInput.model_validate({"approver": "alice", **kw}))
     after = await client.status(run_id)
-    assert after.decisions == before.decisions, "a refused update must not land"
+    assert after.decisions == before.decisions, "a refused decision must not land"
+    # Checked before it is sent: a refusal leaves nothing in the run, not even a refused input.
+    assert after.refused == before.refused
     return str(caught.value)
 
 
@@ -140,6 +145,37 @@ async def test_same_decision_id_twice_is_a_no_op(
     assert first.status == "applied" and again.status == "duplicate"
     assert again.decision_id == first.decision_id == "d-1"
     assert [d.decision_id for d in status.decisions] == ["d-1"]
+    assert status.refused == ()
+
+
+async def test_client_decisions_go_by_signal_and_two_racing_sendings_land_once(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input())
+        await wait_for_checkpoint(client, run_id, "approve_founders_brief")
+        same = DecisionInput(checkpoint="approve_founders_brief", approver="alice", decision_id="d-race")
+        receipts = await asyncio.gather(client.decide(run_id, same), client.decide(run_id, same))
+        status = await wait_for_checkpoint(client, run_id, "approve_customer_profile")
+        history = await client.temporal.get_workflow_handle(run_id).fetch_history()
+
+    assert sorted(r.status.value for r in receipts) == ["applied", "duplicate"]
+    assert {r.opening for r in receipts} == {1}
+    [landed] = status.decisions
+    assert (landed.decision_id, landed.via, landed.opening) == ("d-race", "signal:decide", 1)
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert signals and set(signals) == {"decide"}
+    # No update ever entered the history: the client checks by query and sends by signal.
+    updates = {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+    }
+    assert not [e.event_type for e in history.events if e.event_type in updates]
     assert status.refused == ()
 
 

@@ -97,6 +97,8 @@ class ApprovalBook:
         self._gates.update({cp.name: _Gate(cp, ANY_PHASE, "") for cp in floating})
         self._held: dict[str, DecisionRecord] = {}
         self._receipts: dict[str, DecisionReceipt] = {}
+        # decision_id -> the sending that landed it (only for sendings that name themselves).
+        self._landed_by: dict[str, str] = {}
         self._auto_ids = 0
         self.decisions: list[DecisionRecord] = []
         self.refused: list[RefusedInput] = []
@@ -229,11 +231,19 @@ class ApprovalBook:
 
     # -- landing -----------------------------------------------------------------
 
-    def submit(self, d: DecisionInput, *, now: datetime, via: str, hold_upcoming: bool) -> DecisionReceipt:
-        """Check and land a decision; raises `InvalidDecisionError`, changes nothing then."""
+    def submit(
+        self, d: DecisionInput, *, now: datetime, via: str, hold_upcoming: bool, delivery: str | None = None
+    ) -> DecisionReceipt:
+        """Check and land a decision; raises `InvalidDecisionError`, changes nothing then.
+
+        `delivery` names one sending of it (the client's signal carries one), so that of
+        two sendings of one decision_id that raced, one hears `applied` and the other
+        `duplicate`, as with the update."""
         duplicate = self.check(d, hold_upcoming=hold_upcoming)
         if duplicate is not None:
             return duplicate
+        if delivery is not None and d.decision_id is not None:
+            self._landed_by[d.decision_id] = delivery
         gate = self._gates[d.checkpoint]
         opening = gate.openings if gate.status is CheckpointStatus.OPEN else gate.openings + 1
         if d.decision_id is None:
@@ -329,6 +339,22 @@ class ApprovalBook:
 
     def opening(self, name: str) -> int:
         return self._gates[name].openings
+
+    def receipt_for(self, decision_id: str, delivery: str | None = None) -> DecisionReceipt | None:
+        """The receipt of `decision_id`, as `delivery` should hear it: `duplicate` when
+        another sending of the same decision landed it."""
+        receipt = self._receipts.get(decision_id)
+        landed_by = self._landed_by.get(decision_id)
+        if receipt is not None and delivery is not None and landed_by is not None and landed_by != delivery:
+            return receipt.model_copy(update={"status": ReceiptStatus.DUPLICATE})
+        return receipt
+
+    def refusal_for(self, decision_id: str) -> RefusedInput | None:
+        """The latest refusal of an input that carried this decision_id."""
+        for refused in reversed(self.refused):
+            if isinstance(refused.payload, dict) and refused.payload.get("decision_id") == decision_id:
+                return refused
+        return None
 
     def settled(self, name: str) -> bool:
         return self._gates[name].status is not CheckpointStatus.OPEN

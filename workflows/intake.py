@@ -1,5 +1,6 @@
 """How people reach a running pipeline: the `decide` and `cancel` updates, the
-`approve` / `reject` / `decide` signals, and names the run does not know.
+`approve` / `reject` / `decide` signals, the queries the client checks a decision
+with, and names the run does not know.
 
 `DecisionIntake` holds the decision handlers any run with an `ApprovalBook` takes
 (pipelines and sweeps); `RunIntake`, a base class of `ValidationPipeline`, adds the
@@ -21,10 +22,24 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue, ValidationError
 
-    from boomerang.constants import CANCEL_UPDATE, DECIDE_UPDATE, DECISION_SIGNALS, NOT_OPEN_YET
+    from boomerang.constants import (
+        CANCEL_UPDATE,
+        CHECK_DECISION_QUERY,
+        DECIDE_UPDATE,
+        DECISION_OUTCOME_QUERY,
+        DECISION_SIGNALS,
+        NOT_OPEN_YET,
+    )
     from boomerang.errors import CheckpointNotOpenYetError, InvalidDecisionError
     from boomerang.models.cancel import CancelReceipt
-    from boomerang.models.decisions import DecisionInput, DecisionReceipt, RunStatus
+    from boomerang.models.decisions import (
+        CheckVerdict,
+        DecisionCheck,
+        DecisionInput,
+        DecisionOutcome,
+        DecisionReceipt,
+        RunStatus,
+    )
     from boomerang.models.pipeline import Decision
     from workflows.approvals import ApprovalBook
     from workflows.cancellation import Cancellation
@@ -69,6 +84,35 @@ class DecisionIntake:
             # `from None`: the cause would print the message twice, typed differently.
             raise _refusal(exc) from None
 
+    # -- the client's way: check, signal, read the outcome --------------------------------
+    # An accepted update is an event the SDK core must place among the run's own commands
+    # exactly as it did live; after a workflow task timed out on a starved worker it can
+    # place it differently on replay ("Update machine does not handle this event"). A
+    # signal is an ordinary history event, so the client checks with a query (nothing is
+    # written), sends the `decide` signal with the opening pinned, and reads the outcome.
+
+    @workflow.query(name=CHECK_DECISION_QUERY)
+    def check_decision(self, payload: Any) -> DecisionCheck:
+        """Would `payload` land now? The same checks as the `decide` update's validator."""
+        try:
+            d = parse_decision("update", DECIDE_UPDATE, payload, None)
+            duplicate = self._book.check(d, hold_upcoming=False)
+        except CheckpointNotOpenYetError as exc:
+            return DecisionCheck(verdict=CheckVerdict.NOT_OPEN_YET, reason=str(exc))
+        except InvalidDecisionError as exc:
+            return DecisionCheck(verdict=CheckVerdict.INVALID, reason=str(exc))
+        if duplicate is not None:
+            return DecisionCheck(verdict=CheckVerdict.DUPLICATE, receipt=duplicate)
+        return DecisionCheck(verdict=CheckVerdict.OPEN, opening=self._book.opening(d.checkpoint))
+
+    @workflow.query(name=DECISION_OUTCOME_QUERY)
+    def decision_outcome(self, decision_id: str, delivery: str | None = None) -> DecisionOutcome:
+        receipt = self._book.receipt_for(decision_id, delivery)
+        if receipt is not None:
+            return DecisionOutcome(receipt=receipt)
+        refused = self._book.refusal_for(decision_id)
+        return DecisionOutcome(refused=None if refused is None else refused.reason)
+
     # -- signals -----------------------------------------------------------------------
 
     @workflow.signal(name=DECISION_SIGNALS[0])
@@ -80,15 +124,18 @@ class DecisionIntake:
         self._on_signal(DECISION_SIGNALS[1], payload, Decision.REJECT)
 
     @workflow.signal(name=DECISION_SIGNALS[2])
-    def decide_signal(self, payload: Any) -> None:
-        self._on_signal(DECISION_SIGNALS[2], payload, None)
+    def decide_signal(self, payload: Any, delivery: str | None = None) -> None:
+        # `delivery`: the client names each sending (boomerang/decision_delivery.py).
+        self._on_signal(DECISION_SIGNALS[2], payload, None, delivery)
 
-    def _on_signal(self, name: str, payload: Any, forced: Decision | None) -> None:
+    def _on_signal(
+        self, name: str, payload: Any, forced: Decision | None, delivery: str | None = None
+    ) -> None:
         """Signals cannot answer, so a bad one is kept as refused rather than lost."""
         try:
             decision = parse_decision("signal", name, payload, forced)
             via, hold = f"signal:{name}", self._hold_early_signals
-            self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=hold)
+            self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=hold, delivery=delivery)
         except InvalidDecisionError as exc:
             self._refuse_signal(name, payload, str(exc))
 
