@@ -41,6 +41,14 @@ class Dispatcher:
         self._prices = prices
         self._registry = registry
 
+    def with_backend(self, backend: ComputeBackend) -> Dispatcher:
+        """The same Ledger, prices and registry over `backend` (a sweep chunk wraps its own)."""
+        return Dispatcher(backend, self._events, self._prices, self._registry)
+
+    @property
+    def backend(self) -> ComputeBackend:
+        return self._backend
+
     @property
     def heartbeats_itself(self) -> bool:
         """Whether the backend owns the activity's heartbeat (Modal: the call to re-attach to)."""

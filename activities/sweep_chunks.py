@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -30,11 +31,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.attempts import AttemptSlot, LostAttempt, attempt_key
+from activities.compute import ComputeBackend
 from activities.dispatch import Dispatcher
 from activities.sweep_rows import dispatch_input, item_row, succeeded_row
 from boomerang.artifacts import ArtifactStore
 from boomerang.models.sweeps import SweepChunkInput, SweepItemInput, SweepResult
 from boomerang.store.sweeps import SweepResults
+from modal_app.registry import Registry
 from workflows.sweep_chunking import BACKOFF_MAX_S, BACKOFF_S
 
 
@@ -96,6 +99,56 @@ class _RowWriter:
                     future.set_result(row)
 
 
+# The lane of the item try running in this task (each item runs in a task of its own).
+_lane: ContextVar[_Lane | None] = ContextVar("sweep_chunk_lane", default=None)
+
+
+class _Lane:
+    """A lane held by one item try and given back once: as its call returns (the Ledger row
+    is then written off the lane, so the next item starts at once), or as the try ends."""
+
+    def __init__(self, lanes: asyncio.Semaphore) -> None:
+        self._lanes = lanes
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._lanes.release()
+
+
+class _LanedBackend:
+    """The worker's backend; gives the calling item's lane back as soon as its call returns."""
+
+    def __init__(self, inner: ComputeBackend) -> None:
+        self._inner = inner
+
+    @property
+    def registry(self) -> Registry:
+        return self._inner.registry
+
+    async def call(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        timeout_s: float,
+        heartbeat_every_s: float | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        try:
+            return await self._inner.call(
+                name, payload, timeout_s=timeout_s, heartbeat_every_s=heartbeat_every_s, tenant=tenant
+            )
+        finally:
+            lane = _lane.get()
+            if lane is not None:
+                lane.release()
+
+    async def aclose(self) -> None:
+        """The worker closes the backend it wraps."""
+
+
 class ChunkRun:
     """One attempt of one chunk (see the module docstring)."""
 
@@ -104,7 +157,7 @@ class ChunkRun:
     ) -> None:
         info = activity.info()
         self._inp = inp
-        self._dispatcher = dispatcher
+        self._dispatcher = dispatcher.with_backend(_LanedBackend(dispatcher.backend))
         self._artifacts = artifacts
         self._rows = _RowWriter(results, inp.tenant)
         self._attempt = info.attempt
@@ -148,7 +201,10 @@ class ChunkRun:
     async def _item(self, item: SweepItemInput) -> SweepResult | None:
         tries = self._tries[item.index]
         while True:
-            async with self._lanes:
+            await self._lanes.acquire()
+            lane = _Lane(self._lanes)
+            _lane.set(lane)
+            try:
                 if self._stopped:
                     self.not_started.append(item.index)
                     return None
@@ -165,11 +221,12 @@ class ChunkRun:
                         self._stopped = self._stopped or self._inp.stop_on_failure
                         return await self._rows.put(item_row(item, "failed", error=error, attempts=n))
                 else:
-                    row = await succeeded_row(item, outcome, n, self._artifacts)
-                    return await self._rows.put(row)
+                    return await self._rows.put(await succeeded_row(item, outcome, n, self._artifacts))
                 finally:
                     tries.running_since = None
-            # Outside the lane: a backing-off item leaves it to the next.
+            finally:
+                lane.release()
+            # Off the lane: a backing-off item leaves it to the next.
             await asyncio.sleep(min(BACKOFF_S * 2 ** (tries.failed - 1), BACKOFF_MAX_S))
 
     async def _cancelled(self, items: list[SweepItemInput]) -> None:

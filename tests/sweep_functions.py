@@ -27,6 +27,8 @@ class ProbeRequest(BaseModel):
     batch: str = ""
     sleep_s: float = 0.05
     fail: bool = False
+    # Fail (retryably) this many times first, counted in probe_dir.
+    flaky: int = 0
     big: bool = False
 
 
@@ -49,6 +51,10 @@ def probe(req: ProbeRequest) -> FunctionOutput:
         time.sleep(req.sleep_s)
         if req.fail:
             raise ValueError(f"item x={req.x} fails on purpose")
+        tries = root / f"tries-{req.x}"
+        _log(tries, "try")
+        if len(tries.read_text().splitlines()) <= req.flaky:
+            raise RuntimeError(f"item x={req.x} is flaky on purpose")
         _log(root / "log", f"end {req.x} {req.batch} 0")
     finally:
         marker.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from activities.local_backend import LocalBackend
@@ -96,6 +98,25 @@ async def _rows(pool: Pool, sweep_id: str) -> list[SweepResult]:
     return [r async for r in SweepResults(pool).rows(sweep_id)]
 
 
+def _scheduled(history: WorkflowHistory) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def _ledger(pool: Pool, sweep_id: str) -> list[tuple[int, str]]:
+    """(item index, status) of every compute attempt of the sweep in the Ledger."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT event_key, status FROM ledger WHERE run_id = %s AND kind = 'compute_attempt'",
+            (sweep_id,),
+        )
+        found = await cur.fetchall()
+    return sorted((int(re.findall(r"/item-(\d+)/", str(k))[0]), str(s)) for k, s in found)
+
+
 async def _progress(handle: WorkflowHandle[Any, SweepProgress]) -> SweepProgress:
     return await handle.query("progress", result_type=SweepProgress)
 
@@ -110,6 +131,7 @@ async def test_window_batches_results_and_continue_as_new(
         max_parallel=3,
         batch_by="batch",
         items_per_run=7,  # 18 items: three runs, continue-as-new twice
+        expected_seconds=0.05,  # chunks of two items from the start
     )
     async with run_sweep(spec) as handle:
         final = await handle.result()
@@ -137,17 +159,56 @@ async def test_window_batches_results_and_continue_as_new(
     # History stays bounded: the last run holds a fraction of the items' events.
     history = await handle.fetch_history()
     assert len(history.events) < 120
+    # Its 4 items went out in fewer activities than items.
+    assert 1 <= _scheduled(history).count("run_sweep_chunk") < 4
+
+
+async def test_chunks_of_several_lanes_fill_the_window_and_never_pass_it(
+    run_sweep: Start, probe_dir: Path, store_pool: Pool
+) -> None:
+    spec = SweepSpec(
+        function="sweep_probe",
+        grid={"x": list(range(30))},
+        base=_probe(probe_dir, sleep_s=0.3),
+        max_parallel=6,  # the test backend has 8 compute processes
+        expected_seconds=0.1,  # 3 chunks of 10 items, 2 lanes each
+    )
+    seen: list[SweepProgress] = []
+    async with run_sweep(spec) as handle:
+        result = asyncio.ensure_future(handle.result())
+        while not result.done():
+            seen.append(await _progress(handle))
+            await asyncio.wait({result}, timeout=0.05)
+        final = await result
+    assert (final.status, final.done, final.running, final.pending) == ("completed", 30, 0, 0)
+    log = _log(probe_dir)
+    assert max(n for kind, _, _, n in log if kind == "start") == 6  # measured inside the function
+    assert sum(1 for k, *_ in log if k == "start") == 30
+    assert [r.item_index for r in await _rows(store_pool, handle.id)] == list(range(30))
+    # The progress: calls running at most the window; items of chunks in flight are pending.
+    assert max(p.running for p in seen) == 6
+    assert all(p.done + p.failed + p.running + p.pending == 30 for p in seen)
+    assert _scheduled(await handle.fetch_history()).count("run_sweep_chunk") == 3
 
 
 async def test_partial_failure_continue_and_stop(run_sweep: Start, probe_dir: Path, store_pool: Pool) -> None:
-    items = [_probe(probe_dir, x=i, fail=i in (2, 5), sleep_s=0.01) for i in range(8)]
-    async with run_sweep(SweepSpec(function="sweep_probe", items=items, max_parallel=4, retries=1)) as handle:
+    items = [_probe(probe_dir, x=i, fail=i in (2, 5), flaky=i == 3, sleep_s=0.01) for i in range(8)]
+    # expected_seconds: chunks of two items; item 3 fails once (retryably) and succeeds on its
+    # retry inside its chunk; 2 and 5 fail for good (a ValueError is permanent: no retry).
+    spec = SweepSpec(function="sweep_probe", items=items, max_parallel=4, retries=1, expected_seconds=0.01)
+    async with run_sweep(spec) as handle:
         final = await handle.result()
     assert (final.status, final.done, final.failed) == ("completed", 6, 2)
     rows = await _rows(store_pool, handle.id)
     failed = [r for r in rows if r.status == "failed"]
     assert [r.item_index for r in failed] == [2, 5]
-    assert all("fails on purpose" in (r.error or "") for r in failed)
+    assert all("fails on purpose" in (r.error or "") and r.attempts == 1 for r in failed)
+    assert [r.attempts for r in rows if r.item_index == 3] == [2]
+    # Every try is a Ledger row.
+    expected = sorted(
+        [(i, "ok") for i in range(8) if i not in (2, 5)] + [(2, "failed"), (3, "failed"), (5, "failed")]
+    )
+    assert await _ledger(store_pool, handle.id) == expected
 
     stop_dir = probe_dir.parent / "stop"
     items = [_probe(stop_dir, x=i, fail=i == 1, sleep_s=0.01) for i in range(6)]
@@ -228,6 +289,38 @@ async def test_cancel_stops_in_flight_calls(run_sweep: Start, probe_dir: Path, s
         assert sorted(r[0] for r in await cur.fetchall()) == ["cancelled", "cancelled"]
 
 
+async def test_cancel_of_chunks_keeps_unstarted_items_pending(
+    run_sweep: Start, probe_dir: Path, store_pool: Pool
+) -> None:
+    spec = SweepSpec(
+        function="sweep_probe", grid={"x": list(range(10))}, base=_probe(probe_dir, sleep_s=60),
+        max_parallel=2, heartbeat_timeout_s=3,
+        expected_seconds=0.1,  # two chunks of several items, one lane each: items 0-4 and 5-7
+    )  # fmt: skip
+    async with run_sweep(spec) as handle:
+
+        async def two_running() -> bool | None:
+            log = (probe_dir / "log").read_text() if (probe_dir / "log").exists() else ""
+            return True if log.count("start") == 2 else None
+
+        await wait_until(two_running, what="two items running")
+        assert (await _progress(handle)).running == 2
+        receipt = await handle.execute_update("cancel", {"by": "alice", "reason": "enough"})
+        assert receipt["status"] == "applied"
+        final = await handle.result()
+    assert (final.status, final.cancelled, final.done, final.running, final.pending) == (
+        "cancelled",
+        2,
+        0,
+        0,
+        8,
+    )
+    rows = await _rows(store_pool, handle.id)
+    assert [(r.item_index, r.status) for r in rows] == [(0, "cancelled"), (5, "cancelled")]
+    assert "end" not in (probe_dir / "log").read_text()  # the compute processes were killed
+    assert await _ledger(store_pool, handle.id) == [(0, "cancelled"), (5, "cancelled")]
+
+
 async def test_worker_killed_mid_sweep_loses_and_repeats_nothing(
     dev_env: WorkflowEnvironment, pg_conninfo: str, store_pool: Pool, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -239,6 +332,7 @@ async def test_worker_killed_mid_sweep_loses_and_repeats_nothing(
     spec = SweepSpec(
         function="sweep_probe", grid={"x": list(range(12))}, base=_probe(probe_dir, sleep_s=0.4),
         max_parallel=3, heartbeat_timeout_s=2, items_per_run=5,
+        expected_seconds=0.2,  # chunks of two items: the kill lands inside chunks
     )  # fmt: skip
     async with worker_process(
         dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=tmp_path / "w1.log"
@@ -261,6 +355,10 @@ async def test_worker_killed_mid_sweep_loses_and_repeats_nothing(
     ends = [x for kind, x, _, _ in _log(probe_dir) if kind == "end"]
     assert all(ends.count(i) == 1 for i in done_before)
     assert sorted(set(ends)) == list(range(12))
+    # ...and has exactly one ok attempt in the Ledger; tries killed with the worker are `lost`.
+    ledger = await _ledger(store_pool, handle.id)
+    assert all(ledger.count((i, "ok")) == 1 for i in done_before)
+    assert {s for _, s in ledger} <= {"ok", "lost"} and all((i, "ok") in ledger for i in range(12))
 
 
 # -- bad input: refused before anything starts --------------------------------------------

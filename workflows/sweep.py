@@ -17,7 +17,7 @@ signals as a pipeline's. Workflow code only: no I/O.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -64,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.cancellation import Cancellation
     from workflows.intake import DecisionIntake
     from workflows.recording import EventLog
-    from workflows.sweep_chunking import BACKOFF_MAX_S, chunk_shape
+    from workflows.sweep_chunking import BACKOFF_MAX_S, chunk_shape, unfinished
     from workflows.sweep_plan import SweepPlan, SweepSpecError, batch_key
 
 SWEEP_FAILED = "SweepFailed"
@@ -102,6 +102,8 @@ class Sweep(DecisionIntake):
         self._running: dict[int, SweepItemInput] = {}
         self._chunked = False
         self._lanes_used = 0
+        # Chunks in flight: when each went out, its items and lanes (to size the next).
+        self._chunks: dict[int, tuple[datetime, int, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._events = EventLog(
             run_id=self._id, tenant=inp.tenant, key_prefix=f"{self._id}/run-{self._carry.runs}"
@@ -193,19 +195,12 @@ class Sweep(DecisionIntake):
             await self._cost_gate()
             if carry.stopped_reason is not None:
                 break
-            lanes, size = chunk_shape(
-                window=window,
-                free=window - self._lanes_used,
-                mean_s=carry.seconds_sum / carry.seconds_n
-                if carry.seconds_n
-                else self._spec.expected_seconds,
-                left=min(end, plan.batch_end(position)) - position,
-                one_round=self._spec.on_item_failure == "stop",
-            )
+            lanes, size = self._next_chunk(position, end)
             items = [self._item(plan.index_at(p), batch) for p in range(position, position + size)]
             self._running.update((item.index, item) for item in items)
             self._lanes_used += lanes
-            self._tasks.append(asyncio.create_task(self._run_chunk(items, lanes)))
+            self._chunks[position] = (workflow.now(), size, lanes)
+            self._tasks.append(asyncio.create_task(self._run_chunk(position, items, lanes)))
             position += size
             self._publish()
         await workflow.wait_condition(lambda: not self._running)
@@ -213,7 +208,23 @@ class Sweep(DecisionIntake):
         self._tasks.clear()
         carry.cursor = position
 
-    async def _run_chunk(self, items: list[SweepItemInput], lanes: int) -> None:
+    def _next_chunk(self, position: int, end: int) -> tuple[int, int]:
+        """(lanes, items) of the chunk that starts at `position` (workflows.sweep_chunking)."""
+        assert self._plan is not None
+        carry, window, now = self._carry, self._spec.max_parallel, workflow.now()
+        mean_s = carry.seconds_sum / carry.seconds_n if carry.seconds_n else self._spec.expected_seconds
+        return chunk_shape(
+            window=window,
+            free=window - self._lanes_used,
+            mean_s=mean_s,
+            left=min(end, self._plan.batch_end(position)) - position,
+            in_flight=sum(
+                unfinished(n, k, (now - at).total_seconds(), mean_s) for at, n, k in self._chunks.values()
+            ),
+            one_round=self._spec.on_item_failure == "stop",
+        )
+
+    async def _run_chunk(self, position: int, items: list[SweepItemInput], lanes: int) -> None:
         rounds = -(-len(items) // lanes)
         per_item = max(i.timeout_s for i in items) + BACKOFF_MAX_S
         try:
@@ -246,6 +257,7 @@ class Sweep(DecisionIntake):
         except asyncio.CancelledError:
             return
         self._lanes_used -= lanes
+        self._chunks.pop(position, None)
         for index in result.not_started:
             self._running.pop(index, None)
         for outcome in result.outcomes:
@@ -491,6 +503,7 @@ class Sweep(DecisionIntake):
                     self._account(item, outcome)
         self._running.clear()
         self._lanes_used = 0
+        self._chunks.clear()
         self._events.emit(
             EventKind.SWEEP_CANCELLED,
             phase="sweep",

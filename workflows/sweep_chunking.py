@@ -12,9 +12,11 @@ observed (the spec's `expected_seconds` until the first results come back):
   second or more, so long items of uneven length never wait for a slow neighbour), and
   at most a `GROUPS`th of the window, so several chunks share it and their tails and
   round trips do not line up;
-- near the end of a segment (a batch, or a run before continue-as-new) a chunk takes
-  only its lanes' share of what is left, so the last items spread over the window
-  instead of queueing in one chunk.
+- a chunk takes no more than its lanes' share of the work left in the segment (a
+  batch, or a run before continue-as-new): the items not yet dispatched plus those the
+  chunks in flight have not run yet (estimated from their age), so near the end the
+  last items spread over the window instead of queueing in one chunk, and the chunks
+  of a segment end together.
 """
 
 from __future__ import annotations
@@ -30,16 +32,22 @@ BACKOFF_S, BACKOFF_MAX_S = 1.0, 60.0
 
 
 def chunk_shape(
-    *, window: int, free: int, mean_s: float, left: int, one_round: bool = False
+    *, window: int, free: int, mean_s: float, left: int, in_flight: float = 0, one_round: bool = False
 ) -> tuple[int, int]:
     """(lanes, items) of the next chunk: `free` lanes of `window` are unused, `left` items
-    remain in the segment, items take `mean_s` on average; `one_round`: one item a lane,
-    all started at once (on_item_failure=stop: a failure stops every chunk at once)."""
+    of the segment are not dispatched, about `in_flight` dispatched ones have not run,
+    items take `mean_s` on average; `one_round`: one item a lane, all started at once
+    (on_item_failure=stop: after a failure nothing new starts)."""
     if min(window, free, left) < 1:
         raise ValueError(f"need window, free and left >= 1; got {window}, {free}, {left}")
     per_lane = max(1, round(CHUNK_SECONDS / max(mean_s, 1e-3)))  # items one lane runs in CHUNK_SECONDS
     lanes = min(free, per_lane, math.ceil(window / GROUPS))
     rounds = 1 if one_round else per_lane
-    share = lanes * math.ceil(left / window)
+    share = lanes * math.ceil((left + in_flight) / window)
     items = min(lanes * rounds, share, left, MAX_CHUNK_ITEMS)
     return min(lanes, items), items
+
+
+def unfinished(items: int, lanes: int, age_s: float, mean_s: float) -> float:
+    """About how many items of a chunk dispatched `age_s` ago have not run yet."""
+    return max(0.0, items - lanes * age_s / max(mean_s, 1e-3))

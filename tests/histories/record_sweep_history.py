@@ -62,7 +62,8 @@ async def record(prefix: str) -> None:
                 final = await handle.result()
                 assert (final.status, final.done, final.runs) == ("completed", 6, 2), final
                 first = env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
-                for name, run in (("first_run", first), ("last_run", env.client.get_workflow_handle(handle.id))):
+                last = env.client.get_workflow_handle(handle.id)
+                for name, run in (("first_run", first), ("last_run", last)):
                     history = await run.fetch_history()
                     (HERE / f"{prefix}_{name}.json").write_text(history.to_json() + "\n")
                     print(f"wrote {prefix}_{name}.json: {len(history.events)} events")
@@ -70,7 +71,9 @@ async def record(prefix: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--prefix", default="sweep_chunks")
     asyncio.run(record(parser.parse_args().prefix))
     # temporalio can abort at interpreter exit (sdk-python #300): leave with our own status.
