@@ -10,7 +10,7 @@ from workflows.sweep_chunking import CHUNK_SECONDS, MAX_CHUNK_ITEMS, chunk_shape
 
 def test_short_items_share_the_window_in_a_few_chunks_of_about_a_second() -> None:
     lanes, items = chunk_shape(window=50, free=50, mean_s=0.1, left=1000)
-    assert (lanes, items) == (10, 100)  # five chunks fill the window; each lane runs 10 items
+    assert (lanes, items) == (10, 200)  # five chunks fill the window; each lane runs 20 items
     assert items / lanes * 0.1 == pytest.approx(CHUNK_SECONDS)
 
 
@@ -31,7 +31,7 @@ def test_lanes_never_exceed_the_free_window() -> None:
 
 
 def test_the_end_of_a_segment_spreads_over_the_window() -> None:
-    # 100 items left, window 50: a chunk takes its lanes' share (2 rounds), not 10 rounds.
+    # 100 items left, window 50: a chunk takes its lanes' share (2 rounds), not 20 rounds.
     assert chunk_shape(window=50, free=50, mean_s=0.1, left=100) == (10, 20)
     assert chunk_shape(window=50, free=10, mean_s=0.1, left=3) == (3, 3)
 

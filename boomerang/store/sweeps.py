@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -18,6 +19,7 @@ INSERT INTO sweep_results (sweep_id, item_index, tenant, batch, params, status, 
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (sweep_id, item_index) DO NOTHING
 """
+_RETURNING = "RETURNING item_index, cost_usd"
 _COLUMNS = (
     "sweep_id, item_index, batch, params, status, output, artifact_uri, error, cost_usd, attempts, seconds"
 )
@@ -45,15 +47,29 @@ class SweepResults:
 
     async def record_many(self, tenant: str, rows: Sequence[SweepResult]) -> list[SweepResult]:
         """`record` for several rows of one sweep in one transaction (one commit): the stored
-        rows, by item index (a row that existed before wins, as with `record`)."""
+        rows, in order (a row that existed before wins, as with `record`)."""
         if not rows:
             return []
         (sweep_id,) = {row.sweep_id for row in rows}
         async with self._pool.connection() as conn, conn.transaction():
             async with conn.cursor() as cur:
-                await cur.executemany(_INSERT, [_values(tenant, row) for row in rows])
-            found = await self._select_many(conn, sweep_id, [row.item_index for row in rows])
-        return [found[row.item_index] for row in rows]
+                await cur.executemany(
+                    _INSERT + _RETURNING, [_values(tenant, r) for r in rows], returning=True
+                )
+                # The rows inserted now, as stored (the cost rounded to the column's scale).
+                stored_cost: dict[int, Decimal] = {}
+                while True:
+                    for index, cost in await cur.fetchall():
+                        stored_cost[int(index)] = cost
+                    if not cur.nextset():
+                        break
+            # Rows that were there before are read back whole; a retried chunk's, typically.
+            earlier = [r.item_index for r in rows if r.item_index not in stored_cost]
+            found = await self._select_many(conn, sweep_id, earlier) if earlier else {}
+        for r in rows:  # the first row of an index in the batch is the one inserted
+            if r.item_index not in found:
+                found[r.item_index] = r.model_copy(update={"cost_usd": stored_cost[r.item_index]})
+        return [found[r.item_index] for r in rows]
 
     async def get_many(self, sweep_id: str, indices: Sequence[int]) -> dict[int, SweepResult]:
         """The stored rows among `indices`, by item index (one query)."""
