@@ -14,8 +14,9 @@ for one Temporal round trip and one workflow task instead of k (README: Sweeps):
   next attempt, if this worker dies, settles those tries as `lost` (costed until the
   beat) and counts the failed ones against the item;
 - rows are written as items end, every row queued meanwhile in the same transaction;
-- a cancelled chunk kills its calls (the backend), and writes `cancelled` rows for the
-  items it had started; items it never started keep no row.
+- a cancelled chunk kills its calls (the backend); when the sweep was cancelled (not
+  when the worker shuts down) it writes `cancelled` rows for the items it had started;
+  items it never started keep no row.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.attempts import AttemptSlot, LostAttempt, attempt_key
-from activities.compute import ComputeBackend
+from activities.compute import ComputeBackend, cancel_is_final
 from activities.dispatch import Dispatcher
 from activities.sweep_rows import dispatch_input, item_row, succeeded_row
 from boomerang.artifacts import ArtifactStore
@@ -191,8 +192,10 @@ class ChunkRun:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._item(item)) for item in items]
         except asyncio.CancelledError:
-            # The calls were killed (or cancelled remotely) under the tasks; say so in their rows.
-            await asyncio.shield(self._cancelled(items))
+            # The calls were killed (or cancelled remotely) under the tasks. A cancel of the sweep
+            # says so in their rows; a worker shutting down leaves them to the chunk's retry.
+            if cancel_is_final():
+                await asyncio.shield(self._cancelled(items))
             raise
         finally:
             beat.cancel()

@@ -220,6 +220,17 @@ async def test_partial_failure_continue_and_stop(run_sweep: Start, probe_dir: Pa
     assert [r.item_index for r in await _rows(store_pool, handle.id)] == [0, 1]
 
 
+async def test_large_items_make_smaller_chunks(run_sweep: Start, probe_dir: Path, store_pool: Pool) -> None:
+    # 20 items of about 40 KB on the wire each: a chunk stops short of MAX_CHUNK_BYTES (256 KiB).
+    items = [_probe(probe_dir, x=i, batch="b" * 20_000, sleep_s=0.01) for i in range(20)]
+    spec = SweepSpec(function="sweep_probe", items=items, max_parallel=1, expected_seconds=0.01)
+    async with run_sweep(spec) as handle:
+        final = await handle.result()
+    assert (final.status, final.done) == ("completed", 20)
+    assert [r.item_index for r in await _rows(store_pool, handle.id)] == list(range(20))
+    assert _scheduled(await handle.fetch_history()).count("run_sweep_chunk") == 4  # 6 + 6 + 6 + 2
+
+
 async def test_large_output_goes_to_the_artifact_store(
     run_sweep: Start, probe_dir: Path, store_pool: Pool, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ signals as a pipeline's. Workflow code only: no I/O.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -64,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.cancellation import Cancellation
     from workflows.intake import DecisionIntake
     from workflows.recording import EventLog
-    from workflows.sweep_chunking import BACKOFF_MAX_S, chunk_shape, unfinished
+    from workflows.sweep_chunking import BACKOFF_MAX_S, MAX_CHUNK_BYTES, chunk_shape, unfinished
     from workflows.sweep_plan import SweepPlan, SweepSpecError, batch_key
 
 SWEEP_FAILED = "SweepFailed"
@@ -196,7 +197,8 @@ class Sweep(DecisionIntake):
             if carry.stopped_reason is not None:
                 break
             lanes, size = self._next_chunk(position, end)
-            items = [self._item(plan.index_at(p), batch) for p in range(position, position + size)]
+            items = self._chunk_items(position, size, batch)
+            lanes, size = min(lanes, len(items)), len(items)
             self._running.update((item.index, item) for item in items)
             self._lanes_used += lanes
             self._chunks[position] = (workflow.now(), size, lanes)
@@ -207,6 +209,20 @@ class Sweep(DecisionIntake):
         await asyncio.gather(*self._tasks)
         self._tasks.clear()
         carry.cursor = position
+
+    def _chunk_items(self, position: int, size: int, batch: str | None) -> list[SweepItemInput]:
+        """The items from `position` on, `size` of them or fewer if they pass `MAX_CHUNK_BYTES`."""
+        assert self._plan is not None
+        items: list[SweepItemInput] = []
+        budget = MAX_CHUNK_BYTES
+        for p in range(position, position + size):
+            item = self._item(self._plan.index_at(p), batch)
+            # params and payload travel both; the payload holds the params (and `base`).
+            budget -= 2 * len(json.dumps(item.payload)) + 300
+            if items and budget < 0:
+                break
+            items.append(item)
+        return items
 
     def _next_chunk(self, position: int, end: int) -> tuple[int, int]:
         """(lanes, items) of the chunk that starts at `position` (workflows.sweep_chunking)."""

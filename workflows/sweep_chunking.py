@@ -26,8 +26,10 @@ import math
 
 CHUNK_SECONDS = 2.0
 GROUPS = 5
-# Bounds a chunk's activity input and result (a few hundred bytes an item).
+# Bound a chunk's activity input and result, far under Temporal's 2 MB payload limit:
+# a grid item is a few hundred bytes; explicit items may be larger (1 MiB in all).
 MAX_CHUNK_ITEMS = 250
+MAX_CHUNK_BYTES = 256 * 1024
 # A failed item is retried inside its chunk on Temporal's default schedule (1 s, doubling).
 BACKOFF_S, BACKOFF_MAX_S = 1.0, 60.0
 
