@@ -13,7 +13,8 @@ for one Temporal round trip and one workflow task instead of k (README: Sweeps):
 - the heartbeat carries each item's tries and the start of the try in flight, so the
   next attempt, if this worker dies, settles those tries as `lost` (costed until the
   beat) and counts the failed ones against the item;
-- rows are written as items end, every row queued meanwhile in the same transaction;
+- rows are written as items end, those that end within `ROW_LINGER_S` of each other
+  in one transaction;
 - a cancelled chunk kills its calls (the backend); when the sweep was cancelled (not
   when the worker shuts down) it writes `cancelled` rows for the items it had started;
   items it never started keep no row.
@@ -68,8 +69,16 @@ class ChunkBeat(BaseModel):
             return None
 
 
+# How long a row waits for others to share its commit: at hundreds of items a second
+# this makes one transaction of ten rows or so. A worker killed meanwhile loses these
+# rows, and their items run again in the chunk's retry, as an item whose worker died
+# before its row was written always did.
+ROW_LINGER_S = 0.02
+
+
 class _RowWriter:
-    """Group commit for a chunk's rows: whatever is queued while a write runs goes in the next."""
+    """Group commit for a chunk's rows: whatever is queued within `ROW_LINGER_S`, or while a
+    write runs, goes in the next transaction."""
 
     def __init__(self, results: SweepResults, tenant: str) -> None:
         self._results = results
@@ -87,6 +96,7 @@ class _RowWriter:
 
     async def _drain(self) -> None:
         while self._queue:
+            await asyncio.sleep(ROW_LINGER_S)
             batch, self._queue = self._queue, []
             try:
                 stored = await self._results.record_many(self._tenant, [row for row, _ in batch])

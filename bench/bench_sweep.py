@@ -13,10 +13,13 @@ walker and one step: the figures are the overhead, not NumPy's).
      (`modal_app.simulation.simulate`) in a pool of `--window` threads, no Temporal;
    - direct backend: the same loop calling the worker's compute processes
      (`LocalBackend.call`), no Temporal;
-   - Sweep: the workflow, every item an activity, costed in the Ledger, a row in
-     `sweep_results`, continue-as-new every 1,000 items.
+   - Sweep: the workflow, items in chunks (`run_sweep_chunk`: consecutive items,
+     `lanes` at a time, sized by workflows/sweep_chunking.py), every item costed in the
+     Ledger with a row in `sweep_results`, continue-as-new every 1,000 items.
    The compute processes are started (warm) before anything is timed, as warm
-   containers would be. The ratio is Sweep / direct body.
+   containers would be. The ratio is Sweep / direct body. A breakdown follows: the
+   sweep's workflow tasks and activities (its history), and PostgreSQL write
+   transactions per Ledger row while it ran (bench/breakdown.py).
 2. Scale: `--instant-items` items that do no work (0 ms), window `--window`:
    items/s, and this process's resident memory (the worker: workflow, activities,
    client) sampled every 0.25 s: at start, its peak, and at each tenth of the sweep,
@@ -42,6 +45,7 @@ from temporalio.client import Client
 
 from activities.limits import ConcurrencyLimits
 from activities.local_backend import LocalBackend
+from bench.breakdown import Breakdown, PgCounter
 from bench.stack import embedded_stack
 from boomerang.artifacts import LocalArtifactStore
 from boomerang.client import BoomerangClient
@@ -144,14 +148,14 @@ async def main(args: argparse.Namespace) -> None:
                 t0 = time.perf_counter()
                 await warm(backend, args.window)
                 print(f"warm-up: {args.window} compute processes in {time.perf_counter() - t0:.1f} s")
-                await _window(args, backend, client, sleep_s)
+                await _window(args, backend, client, sleep_s, pool)
                 if args.instant_items:
                     await _scale(args, client)
     await backend.aclose()
 
 
 async def _window(
-    args: argparse.Namespace, backend: LocalBackend, client: BoomerangClient, sleep_s: float
+    args: argparse.Namespace, backend: LocalBackend, client: BoomerangClient, sleep_s: float, pool: Pool
 ) -> None:
     n, w = args.items, args.window
     print(f"\n{n} items of {args.item_ms:g} ms, window {w} (ideal {n / w * sleep_s:.2f} s):")
@@ -165,10 +169,17 @@ async def _window(
         nonlocal peak
         peak = max(peak, p.running)
 
+    pg = await PgCounter.start(pool)
     swept, final = await run_sweep(client, n, w, sleep_s, each=each)
+    txns, rows = await pg.per_event()
     _report("Sweep", swept, n)
     print(f"  Sweep: {final.status}, {final.done} done, {final.failed} failed, {final.runs} runs; "
           f"peak running seen {peak}")  # fmt: skip
+    if final.runs == 1:  # the history of the last run only, otherwise
+        cost = await Breakdown.of(client.temporal, [final.sweep_id])
+        print(f"  Sweep: {cost.workflow_tasks:.0f} workflow tasks, {cost.activities:.0f} activities"
+              f" for {n} items; {txns:.2f} PostgreSQL write transactions"
+              f" per Ledger row ({rows} rows)")  # fmt: skip
     print(f"  ratio Sweep / direct body: {swept / body:.2f}x;"
           f"  Sweep / direct backend: {swept / via_backend:.2f}x")  # fmt: skip
 
