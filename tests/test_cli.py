@@ -197,7 +197,7 @@ async def test_boomerang_cli_end_to_end(
     assert status.run_id == run_id and status.tenant == tenant
     (decision,) = status.decisions
     assert (decision.checkpoint, decision.approver, decision.comment, decision.via) == (
-        CHECKPOINTS[0], "alice", "clear enough", "signal:decide",
+        CHECKPOINTS[0], "alice", "clear enough", "client",
     )  # fmt: skip
     assert [cp.name for cp in status.pending] == [CHECKPOINTS[1]]
 

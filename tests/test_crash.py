@@ -219,7 +219,7 @@ async def test_worker_killed_at_a_checkpoint_loses_no_decision(
     async with worker_process(dev_env, task_queue=task_queue, conninfo=pg_conninfo, log=log):
         status = await wait_for_checkpoint(client, run_id, CHECKPOINTS[2])
         assert [(d.checkpoint, d.approver, d.via) for d in status.decisions] == [
-            (CHECKPOINTS[0], "alice", "signal:decide"),
+            (CHECKPOINTS[0], "alice", "client"),
             (CHECKPOINTS[1], "bob", "signal:approve"),
         ]
         for name in CHECKPOINTS[2:]:

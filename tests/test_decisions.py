@@ -162,7 +162,7 @@ async def test_client_decisions_go_by_signal_and_two_racing_sendings_land_once(
     assert sorted(r.status.value for r in receipts) == ["applied", "duplicate"]
     assert {r.opening for r in receipts} == {1}
     [landed] = status.decisions
-    assert (landed.decision_id, landed.via, landed.opening) == ("d-race", "signal:decide", 1)
+    assert (landed.decision_id, landed.via, landed.opening) == ("d-race", "client", 1)
     signals = [
         e.workflow_execution_signaled_event_attributes.signal_name
         for e in history.events

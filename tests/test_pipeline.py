@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from boomerang.constants import SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
 from boomerang.models.decisions import RunStatus
 from boomerang.models.events import EventKind
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.store.queries import Pool, charter_for_run, ledger_for_run
 from tests.fixtures.temporal import StartWorker
-from tests.helpers import BRIEF, CHECKPOINTS, approve_through, decide
+from tests.helpers import BRIEF, CHECKPOINTS, approve_through, decide, wait_for_checkpoint
 
 
 def _input(**kw: object) -> PipelineInput:
@@ -164,3 +166,39 @@ async def test_a_phase_that_cannot_succeed_fails_the_run_with_a_reason(
         e for e in ledger.entries if e.kind == EventKind.COMPUTE_ATTEMPT and e.status == "failed"
     ]
     assert [e.attempt for e in failed_attempts] == [1]
+
+
+async def test_search_attributes_follow_the_run_and_change_only_when_it_moves(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker
+) -> None:
+    async with start_worker(dev_env) as client:
+        run_id = await client.start_pipeline(_input())
+        handle = client.temporal.get_workflow_handle(run_id)
+        await wait_for_checkpoint(client, run_id, CHECKPOINTS[0])
+        waiting = (await handle.describe()).typed_search_attributes
+        # Approving the last checkpoint of phase 0 moves the run to phase 1's first checkpoint.
+        await approve_through(client, run_id, CHECKPOINTS[:1])
+        await wait_for_checkpoint(client, run_id, CHECKPOINTS[1])
+        next_one = (await handle.describe()).typed_search_attributes
+        await approve_through(client, run_id, CHECKPOINTS[1:])
+        await client.result(run_id)
+        done = (await handle.describe()).typed_search_attributes
+        history = await handle.fetch_history()
+
+    shown = [waiting.get(key) for key in (SA_STATUS, SA_PHASE, SA_AWAITING, SA_TENANT)]
+    assert shown == ["awaiting_approval", "onboarding", [CHECKPOINTS[0]], "acme"]
+    assert (next_one.get(SA_STATUS), next_one.get(SA_PHASE), next_one.get(SA_AWAITING)) == (
+        "awaiting_approval", "vpc_discovery", [CHECKPOINTS[1]],
+    )  # fmt: skip
+    assert (done.get(SA_STATUS), done.get(SA_AWAITING)) == ("completed", None)
+    upserts = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    ours = [fields for fields in upserts if "TemporalChangeVersion" not in fields]
+    # One upsert per phase start, one per checkpoint opening, one at the end: a decision's
+    # `running` is folded into whatever the run does next in the same workflow task.
+    assert len(ours) == 5 + len(CHECKPOINTS) + 1
+    # The tenant never changes: it is sent once.
+    assert sum("BoomerangTenant" in fields for fields in ours) == 1

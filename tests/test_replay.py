@@ -3,8 +3,10 @@
 The JSON files in tests/histories/ were produced by `python -m tests.histories.record_history`
 with the workflow code of the time. Those in tests/histories/before_core_redesign/ were
 recorded before the pipeline became an executor of its state machine and before runs
-carried their own spec (`spec` is None in their input): runs like them may still be in
-flight for days, so they must replay too. A change that alters the commands a running
+carried their own spec (`spec` is None in their input), and those in
+tests/histories/before_publish_on_change/ before runs upserted only the search
+attributes that changed (`workflow.patched("publish-on-change")`): runs like them may
+still be in flight for days, so they must replay too. A change that alters the commands a running
 workflow issues (a new activity, a reordered timer) breaks replay of runs already in
 flight in production; this test is where that shows, before a deploy does. When a
 change is meant to be incompatible, gate it with `workflow.patched` or rerun the
@@ -13,6 +15,7 @@ script and commit the new histories.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,12 +31,14 @@ from boomerang.models.decisions import PipelineResult, RunStatus
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.pipelines import startup_validation_pipeline
 from workflows.pipeline import ValidationPipeline
+from workflows.reporting import PUBLISH_ON_CHANGE
 
 # Only light imports here: the sandbox re-imports this module to validate the
 # stand-in workflow below, and it refuses modules that draw randomness at import.
 HISTORIES = Path(__file__).parent / "histories"
 PHASES = [p.name for p in startup_validation_pipeline().phases]
 CHECKPOINTS = [c.name for p in startup_validation_pipeline().phases for c in p.checkpoints]
+OLDER = ("before_core_redesign", "before_publish_on_change")
 
 
 def _load(name: str) -> WorkflowHistory:
@@ -58,7 +63,7 @@ def _replayer(*workflows: type) -> Replayer:
 @pytest.mark.parametrize(
     "name",
     [
-        *(f"before_core_redesign/{n}" for n in ("happy_path", "rejected", "expired")),
+        *(f"{folder}/{n}" for folder in OLDER for n in ("happy_path", "rejected", "expired")),
         "happy_path",
         "rejected",
         "expired",
@@ -80,7 +85,7 @@ def test_the_older_histories_are_of_runs_without_a_spec_and_the_new_ones_carry_i
     assert started_input(_load("happy_path")).spec == startup_validation_pipeline()
 
 
-@pytest.mark.parametrize("prefix", ["before_core_redesign/", ""])
+@pytest.mark.parametrize("prefix", [*(f"{folder}/" for folder in OLDER), ""])
 def test_happy_path_history_covers_every_checkpoint_iterate_and_pivot(prefix: str) -> None:
     result = _result(_load(f"{prefix}happy_path"))
     assert result.status is RunStatus.COMPLETED
@@ -89,6 +94,19 @@ def test_happy_path_history_covers_every_checkpoint_iterate_and_pivot(prefix: st
     decisions = {d.decision for d in result.decisions}
     assert {Decision.ITERATE, Decision.PIVOT, Decision.OVERRIDE_PROCEED} <= decisions
     assert {"update", "signal:approve", "signal:decide"} <= {d.via for d in result.decisions}
+
+
+def test_only_the_current_histories_upsert_search_attributes_on_change() -> None:
+    def patches(name: str) -> set[str]:
+        return {
+            json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+            for e in _load(name).events
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and e.marker_recorded_event_attributes.marker_name == "core_patch"
+        }
+
+    assert PUBLISH_ON_CHANGE in patches("happy_path")
+    assert PUBLISH_ON_CHANGE not in patches("before_publish_on_change/happy_path")
 
 
 def test_rejected_and_expired_histories_end_as_named() -> None:

@@ -84,7 +84,7 @@ async def await_checkpoint(
             checkpoint=cp.name,
             message=f"{cp.title} expired with no decision ({cp.on_expiry.value})",
         )
-        report.publish(RunStatus.RUNNING)
+        report.publish(RunStatus.RUNNING, defer=True)
         await report.notify(expired)
         await report.notice(NoticeKind.EXPIRED, expired, cp, context.customer_safe())
         return None
@@ -104,7 +104,8 @@ async def await_checkpoint(
             "opening": record.opening,
         },
     )
-    report.publish(RunStatus.RUNNING)
+    # Deferred: what the run does next (a checkpoint, a phase, its end) publishes again.
+    report.publish(RunStatus.RUNNING, defer=True)
     await report.notify(decided)
     return record
 

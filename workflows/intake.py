@@ -46,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.reporting import RunReporter
 
 INVALID_DECISION = "InvalidDecision"
+# `DecisionRecord.via` of a decision the client checked and sent (boomerang/decision_delivery.py).
+CLIENT_VIA = "client"
 UNKNOWN_UPDATE = "UnknownUpdate"
 FINAL = frozenset(
     {RunStatus.COMPLETED, RunStatus.REJECTED, RunStatus.EXPIRED, RunStatus.FAILED, RunStatus.CANCELLED}
@@ -134,7 +136,9 @@ class DecisionIntake:
         """Signals cannot answer, so a bad one is kept as refused rather than lost."""
         try:
             decision = parse_decision("signal", name, payload, forced)
-            via, hold = f"signal:{name}", self._hold_early_signals
+            # A sending that names itself comes from Boomerang's client (CLI, API, inbox).
+            via = CLIENT_VIA if delivery is not None else f"signal:{name}"
+            hold = self._hold_early_signals
             self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=hold, delivery=delivery)
         except InvalidDecisionError as exc:
             self._refuse_signal(name, payload, str(exc))

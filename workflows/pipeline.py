@@ -117,6 +117,7 @@ class ValidationPipeline(RunIntake):
             f"phase {phase.name}", function=phase.function, seconds=phase.expected_seconds
         )
         self._report.emit(EventKind.PHASE_STARTED, phase=phase.name, message=f"{phase.title} started")
+        self._report.flush()  # a budget decision above left its `running` for now
         request = PhaseRequest(
             run_id=workflow.info().workflow_id,
             phase=phase.name,
@@ -182,6 +183,7 @@ class ValidationPipeline(RunIntake):
             text = brief if command.hypothesis is None else f"{command.hypothesis}\n\n{brief}"
             payload[task.brief_field] = text[: task.brief_chars]
         self._children += 1
+        self._report.flush()
         run_id = self._report.events.run_id
         outcome = await workflow.execute_child_workflow(
             BoomerAngTask.run,

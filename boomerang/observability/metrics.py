@@ -68,11 +68,12 @@ WHERE run_id = %s AND checkpoint = %s AND decided_at IS NOT NULL
 
 
 def channel(via: object) -> str:
-    """How a decision arrived: `update` (CLI, Python client, API), `signal`, `expiry`."""
+    """How a decision arrived: `client` (boomerang CLI, Python client, API, inbox),
+    `update` and `signal` (Temporal CLI or UI), `expiry`."""
     text = str(via or "")
     if text.startswith("signal"):
         return "signal"
-    return text if text in ("update", "expiry") else "other"
+    return text if text in ("client", "update", "expiry") else "other"
 
 
 class WorkerMetrics:

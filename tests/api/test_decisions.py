@@ -63,7 +63,7 @@ async def test_kickoff_approvals_and_a_decision_through_the_api(api: Api, store_
     # The approver is the token's name, whatever the body might have wanted.
     assert (decision["approver"], decision["via"], decision["comment"]) == (
         api.approver_name,
-        "signal:decide",
+        "client",
         "clear brief",
     )
 

@@ -29,7 +29,7 @@ from activities.local_backend import LocalBackend
 from boomerang.binaries import temporal_cli, temporal_test_server
 from boomerang.client import BoomerangClient
 from boomerang.constants import SEARCH_ATTRIBUTES
-from boomerang.models.decisions import DecisionInput, RunStatus
+from boomerang.models.decisions import DecisionInput, DecisionReceipt, RunStatus
 from boomerang.models.events import RunEvent
 from boomerang.models.pipeline import Decision, PipelineInput
 from tests.helpers import BRIEF, wait_for_checkpoint
@@ -64,13 +64,22 @@ async def _decide(
     await client.decide(run_id, d)
 
 
+async def _update(client: BoomerangClient, run_id: str, checkpoint: str) -> None:
+    """The bare `decide` update, as a person at the Temporal CLI sends it."""
+    await wait_for_checkpoint(client, run_id, checkpoint)
+    await client.temporal.get_workflow_handle(run_id).execute_update(
+        "decide", DecisionInput(checkpoint=checkpoint, approver="dana"), result_type=DecisionReceipt
+    )
+
+
 async def _signal(client: BoomerangClient, run_id: str, name: str, payload: object) -> None:
     await client.temporal.get_workflow_handle(run_id).signal(name, payload)
 
 
 async def happy_path(_env: WorkflowEnvironment, client: BoomerangClient, run_id: str) -> RunStatus:
-    """All ten checkpoints, by update and by each signal, with an iterate, a pivot,
-    an override, a refused signal and a repeated decision id."""
+    """All ten checkpoints, the client's way (query, signal, query), by the bare update
+    and by each signal, with an iterate, a pivot, an override, a refused signal and a
+    repeated decision id."""
     await _decide(client, run_id, "approve_founders_brief", Decision.ITERATE, comment="name the payer")
     await wait_for_checkpoint(client, run_id, "approve_founders_brief")
     await _signal(client, run_id, "approve", {"checkpoint": "nope", "approver": "alice"})
@@ -97,7 +106,8 @@ async def happy_path(_env: WorkflowEnvironment, client: BoomerangClient, run_id:
     ):  # fmt: skip
         await _decide(client, run_id, name)
     await _decide(client, run_id, "approve_desirability_gate", Decision.OVERRIDE_PROCEED)
-    for name in ("approve_feasibility_gate", "approve_viability_gate", "request_human_decision"):
+    await _update(client, run_id, "approve_feasibility_gate")
+    for name in ("approve_viability_gate", "request_human_decision"):
         await _decide(client, run_id, name)
     return (await client.result(run_id)).status
 

@@ -51,9 +51,9 @@ def test_checkpoints_and_decisions_are_counted_by_channel(observed: Observed) ->
         assert value(m, "boomerang_checkpoint_decision_seconds_count", checkpoint=checkpoint) == 1
         seconds = value(m, "boomerang_checkpoint_decision_seconds_sum", checkpoint=checkpoint)
         assert 0 < seconds < 120
-    # The API and the Python client both decide by update; the API counts its own too.
-    assert value(m, "boomerang_decisions_total", channel="update", decision="approve") == 1
-    assert value(m, "boomerang_decisions_total", channel="update", decision="reject") == 1
+    # The API and the Python client both decide the client's way; the API counts its own too.
+    assert value(m, "boomerang_decisions_total", channel="client", decision="approve") == 1
+    assert value(m, "boomerang_decisions_total", channel="client", decision="reject") == 1
     assert value(m, "boomerang_decisions_total") == 2
     assert value(m, "boomerang_refused_inputs_total", channel="signal") == 1
     assert value(m, "boomerang_pipelines_total", status="started") == 1
