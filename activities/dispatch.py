@@ -41,13 +41,19 @@ class Dispatcher:
         self._prices = prices
         self._registry = registry
 
-    def with_backend(self, backend: ComputeBackend) -> Dispatcher:
-        """The same Ledger, prices and registry over `backend` (a sweep chunk wraps its own)."""
-        return Dispatcher(backend, self._events, self._prices, self._registry)
+    def rewired(
+        self, *, backend: ComputeBackend | None = None, events: EventSink | None = None
+    ) -> Dispatcher:
+        """The same prices and registry over another backend or sink (a sweep chunk wraps both)."""
+        return Dispatcher(backend or self._backend, events or self._events, self._prices, self._registry)
 
     @property
     def backend(self) -> ComputeBackend:
         return self._backend
+
+    @property
+    def events(self) -> EventSink:
+        return self._events
 
     @property
     def heartbeats_itself(self) -> bool:

@@ -13,8 +13,8 @@ for one Temporal round trip and one workflow task instead of k (README: Sweeps):
 - the heartbeat carries each item's tries and the start of the try in flight, so the
   next attempt, if this worker dies, settles those tries as `lost` (costed until the
   beat) and counts the failed ones against the item;
-- rows are written as items end, those that end within `ROW_LINGER_S` of each other
-  in one transaction;
+- rows are written as items end; rows (and Ledger rows) that end within
+  `COMMIT_LINGER_S` of each other, in any chunk on the worker, share a transaction;
 - a cancelled chunk kills its calls (the backend); when the sweep was cancelled (not
   when the worker shuts down) it writes `cancelled` rows for the items it had started;
   items it never started keep no row.
@@ -35,10 +35,10 @@ from temporalio.exceptions import ApplicationError
 from activities.attempts import AttemptSlot, LostAttempt, attempt_key
 from activities.compute import ComputeBackend, cancel_is_final
 from activities.dispatch import Dispatcher
+from activities.group_commit import GroupCommit
 from activities.sweep_rows import dispatch_input, item_row, succeeded_row
 from boomerang.artifacts import ArtifactStore
 from boomerang.models.sweeps import SweepChunkInput, SweepItemInput, SweepResult
-from boomerang.store.sweeps import SweepResults
 from modal_app.registry import Registry
 from workflows.sweep_chunking import BACKOFF_MAX_S, BACKOFF_S
 
@@ -70,45 +70,13 @@ class ChunkBeat(BaseModel):
 
 
 # How long a row waits for others to share its commit: at hundreds of items a second
-# this makes one transaction of ten rows or so. A worker killed meanwhile loses these
+# this makes one transaction of ten rows or more. A worker killed meanwhile loses these
 # rows, and their items run again in the chunk's retry, as an item whose worker died
 # before its row was written always did.
-ROW_LINGER_S = 0.02
+COMMIT_LINGER_S = 0.02
 
-
-class _RowWriter:
-    """Group commit for a chunk's rows: whatever is queued within `ROW_LINGER_S`, or while a
-    write runs, goes in the next transaction."""
-
-    def __init__(self, results: SweepResults, tenant: str) -> None:
-        self._results = results
-        self._tenant = tenant
-        self._queue: list[tuple[SweepResult, asyncio.Future[SweepResult]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def put(self, row: SweepResult) -> SweepResult:
-        """Write `row` unless its item has one; the stored row."""
-        future: asyncio.Future[SweepResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((row, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            await asyncio.sleep(ROW_LINGER_S)
-            batch, self._queue = self._queue, []
-            try:
-                stored = await self._results.record_many(self._tenant, [row for row, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), row in zip(batch, stored, strict=True):
-                if not future.done():  # its item was cancelled; the row stands
-                    future.set_result(row)
-
+# Result rows group-committed per (tenant, sweep id).
+RowCommit = GroupCommit[tuple[str, str], SweepResult, SweepResult]
 
 # The lane of the item try running in this task (each item runs in a task of its own).
 _lane: ContextVar[_Lane | None] = ContextVar("sweep_chunk_lane", default=None)
@@ -164,13 +132,14 @@ class ChunkRun:
     """One attempt of one chunk (see the module docstring)."""
 
     def __init__(
-        self, inp: SweepChunkInput, *, dispatcher: Dispatcher, results: SweepResults, artifacts: ArtifactStore
+        self, inp: SweepChunkInput, *, dispatcher: Dispatcher, rows: RowCommit, artifacts: ArtifactStore
     ) -> None:
         info = activity.info()
         self._inp = inp
-        self._dispatcher = dispatcher.with_backend(_LanedBackend(dispatcher.backend))
+        self._dispatcher = dispatcher.rewired(backend=_LanedBackend(dispatcher.backend))
         self._artifacts = artifacts
-        self._rows = _RowWriter(results, inp.tenant)
+        self._rows = rows
+        self._row_key = (inp.tenant, inp.sweep_id)
         self._attempt = info.attempt
         self._key = attempt_key(info.workflow_id, info.workflow_run_id, info.activity_id, info.attempt)
         self._lanes = asyncio.Semaphore(inp.lanes)
@@ -232,9 +201,12 @@ class ChunkRun:
                     tries.failed += 1
                     if not retryable or tries.failed >= item.max_attempts:
                         self._stopped = self._stopped or self._inp.stop_on_failure
-                        return await self._rows.put(item_row(item, "failed", error=error, attempts=n))
+                        return await self._rows.put(
+                            self._row_key, item_row(item, "failed", error=error, attempts=n)
+                        )
                 else:
-                    return await self._rows.put(await succeeded_row(item, outcome, n, self._artifacts))
+                    row = await succeeded_row(item, outcome, n, self._artifacts)
+                    return await self._rows.put(self._row_key, row)
                 finally:
                     tries.running_since = None
             finally:
@@ -245,7 +217,7 @@ class ChunkRun:
     async def _cancelled(self, items: list[SweepItemInput]) -> None:
         started = [i for i in items if self._tries[i.index].started and i.index not in self.not_started]
         rows = [item_row(i, "cancelled", attempts=0) for i in started]
-        await asyncio.gather(*(self._rows.put(row) for row in rows), return_exceptions=True)
+        await asyncio.gather(*(self._rows.put(self._row_key, row) for row in rows), return_exceptions=True)
 
     async def _beat(self) -> None:
         while True:

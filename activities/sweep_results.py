@@ -20,7 +20,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.budget import CostReader
 from activities.dispatch import Dispatcher
-from activities.sweep_chunks import ChunkBeat, ChunkRun
+from activities.group_commit import GroupCommit, LingeringSink
+from activities.sweep_chunks import COMMIT_LINGER_S, ChunkBeat, ChunkRun, RowCommit
 from activities.sweep_rows import dispatch_input, item_row, outcome_of, succeeded_row
 from boomerang.artifacts import ArtifactStore
 from boomerang.models.sweeps import (
@@ -29,6 +30,7 @@ from boomerang.models.sweeps import (
     SweepChunkOutcome,
     SweepItemInput,
     SweepItemOutcome,
+    SweepResult,
     SweepRowsInput,
     SweepSpec,
 )
@@ -81,6 +83,14 @@ class SweepActivities:
         self._registry = registry
         self._prices = prices
         self._costs = costs
+        # Shared by every chunk on this worker, so their rows share commits.
+        self._chunk_dispatcher = dispatcher.rewired(
+            events=LingeringSink(dispatcher.events, linger_s=COMMIT_LINGER_S)
+        )
+        self._rows: RowCommit = GroupCommit(self._write_rows, linger_s=COMMIT_LINGER_S)
+
+    async def _write_rows(self, key: tuple[str, str], rows: list[SweepResult]) -> list[SweepResult]:
+        return await self._results.record_many(key[0], rows)
 
     @property
     def activities(self) -> list[object]:
@@ -134,7 +144,7 @@ class SweepActivities:
                 non_retryable=True,
             )
         stored = await self._results.get_many(inp.sweep_id, [item.index for item in inp.items])
-        chunk = ChunkRun(inp, dispatcher=self._dispatcher, results=self._results, artifacts=self._artifacts)
+        chunk = ChunkRun(inp, dispatcher=self._chunk_dispatcher, rows=self._rows, artifacts=self._artifacts)
         await chunk.resume(ChunkBeat.last(activity.info().heartbeat_details), stored)
         ran = await chunk.run([item for item in inp.items if item.index not in stored])
         rows = {row.item_index: row for row in (*stored.values(), *ran)}
