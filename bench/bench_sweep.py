@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -67,6 +68,12 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process so far (every thread: asyncio, the workflow sandbox, the SDK core)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def payload(index: int, sleep_s: float) -> dict[str, Any]:
@@ -161,7 +168,9 @@ async def _window(
     print(f"\n{n} items of {args.item_ms:g} ms, window {w} (ideal {n / w * sleep_s:.2f} s):")
     body = await direct_body(n, w, sleep_s)
     _report("direct body", body, n)
+    cpu = cpu_seconds()
     via_backend = await direct_backend(backend, n, w, sleep_s)
+    backend_cpu, cpu = cpu_seconds() - cpu, cpu_seconds()
     _report("direct backend", via_backend, n)
     peak = 0
 
@@ -172,6 +181,7 @@ async def _window(
     pg = await PgCounter.start(pool)
     swept, final = await run_sweep(client, n, w, sleep_s, each=each)
     txns, rows = await pg.per_event()
+    sweep_cpu = cpu_seconds() - cpu
     _report("Sweep", swept, n)
     print(f"  Sweep: {final.status}, {final.done} done, {final.failed} failed, {final.runs} runs; "
           f"peak running seen {peak}")  # fmt: skip
@@ -180,6 +190,9 @@ async def _window(
         print(f"  Sweep: {cost.workflow_tasks:.0f} workflow tasks, {cost.activities:.0f} activities"
               f" for {n} items; {txns:.2f} PostgreSQL write transactions"
               f" per Ledger row ({rows} rows)")  # fmt: skip
+    print(f"  this process's CPU (the worker; not the servers' nor the compute processes'):"
+          f" direct backend {backend_cpu * 1000 / n:.2f} ms/item, Sweep {sweep_cpu * 1000 / n:.2f} ms/item;"
+          f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"  ratio Sweep / direct body: {swept / body:.2f}x;"
           f"  Sweep / direct backend: {swept / via_backend:.2f}x")  # fmt: skip
 

@@ -54,14 +54,26 @@ RETURNING seq, row_hash, recorded_at
 _KNOWN_KEYS = "SELECT event_key, stream FROM ledger_keys WHERE event_key = ANY(%s)"
 _CLAIM_KEY = "INSERT INTO ledger_keys (event_key, stream, seq, recorded_at) VALUES (%s, %s, %s, %s)"
 _MOVE_HEAD = "UPDATE ledger_heads SET seq = %s, row_hash = %s, recorded_at = %s WHERE stream = %s"
-_INSERT_LEDGER = sql.SQL("INSERT INTO ledger ({}) VALUES ({})").format(
-    sql.SQL(", ").join(map(sql.Identifier, (*HASHED_COLUMNS, "row_hash"))),
-    sql.SQL(", ").join(sql.Placeholder(c) for c in (*HASHED_COLUMNS, "row_hash")),
+
+
+def _rendered(query: sql.Composed) -> sql.SQL:
+    """`query` rendered once: a composed one is rendered again at every execute (about 35 us
+    for the ledger's 35 columns, a tenth of a row's cost in a sweep's busiest loop)."""
+    return sql.SQL(query.as_string())
+
+
+_INSERT_LEDGER = _rendered(
+    sql.SQL("INSERT INTO ledger ({}) VALUES ({})").format(
+        sql.SQL(", ").join(map(sql.Identifier, (*HASHED_COLUMNS, "row_hash"))),
+        sql.SQL(", ").join(sql.Placeholder(c) for c in (*HASHED_COLUMNS, "row_hash")),
+    )
 )
 _CHARTER_COLUMNS = tuple(CharterRow.model_fields)
-_INSERT_CHARTER = sql.SQL("INSERT INTO charter ({}) VALUES ({})").format(
-    sql.SQL(", ").join(map(sql.Identifier, _CHARTER_COLUMNS)),
-    sql.SQL(", ").join(sql.Placeholder(c) for c in _CHARTER_COLUMNS),
+_INSERT_CHARTER = _rendered(
+    sql.SQL("INSERT INTO charter ({}) VALUES ({})").format(
+        sql.SQL(", ").join(map(sql.Identifier, _CHARTER_COLUMNS)),
+        sql.SQL(", ").join(sql.Placeholder(c) for c in _CHARTER_COLUMNS),
+    )
 )
 
 
