@@ -200,13 +200,13 @@ class BoomerangClient:
     ) -> DecisionReceipt:
         """Land a decision; raises `InvalidDecisionError` with the run's reason.
 
-        Checked by the `check_decision` query, sent by the `decide` signal, answered by
-        the `decision_outcome` query (boomerang/decision_delivery.py says why not by
-        update). The decision gets a `decision_id` here if it has none, so that it can be
-        sent again safely. When no worker answers in time (none running, all busy) the
-        receipt says `pending`: Temporal keeps the signal and the run validates and
-        applies it when a worker takes it; resending the same decision_id says what
-        became of it. `wait_s` overrides the client's `decide_wait_s` for this call.
+        Sent by the `decide` signal and answered by the `decision_outcome` query
+        (boomerang/decision_delivery.py says why not by update). The decision gets a
+        `decision_id` here if it has none, so that it can be sent again safely. When no
+        worker answers in time (none running, all busy) the receipt says `pending`:
+        Temporal keeps the signal and the run validates and applies it when a worker
+        takes it; resending the same decision_id says what became of it. `wait_s`
+        overrides the client's `decide_wait_s` for this call.
         """
         wait = self._decide_wait if wait_s is None else timedelta(seconds=wait_s)
         if decision.decision_id is None:
@@ -216,26 +216,8 @@ class BoomerangClient:
         except RunFinishedError:
             ended, _ = await self._how_it_ended(run_id)
             raise InvalidDecisionError(_finished_message(run_id, ended)) from None
-        except InvalidDecisionError:
-            # A closed run still answers queries (its checkpoints read "already decided"):
-            # say that it has finished, which is what the person needs to know.
-            closed = await self._closed_as(run_id)
-            if closed is None:
-                raise
-            raise InvalidDecisionError(_finished_message(run_id, closed)) from None
         except RPCError as exc:
             raise _rpc_error(run_id, exc) from exc
-
-    async def _closed_as(self, run_id: str) -> str | None:
-        """How the run ended, or None while it is running."""
-        try:
-            described = await self.temporal.get_workflow_handle(run_id).describe()
-        except RPCError:
-            return None
-        if described.status in (None, WorkflowExecutionStatus.RUNNING):
-            return None
-        ended, _ = await self._how_it_ended(run_id)
-        return ended
 
     async def cancel(
         self, run_id: str, *, by: str, reason: str | None = None, wait_s: float | None = None

@@ -14,9 +14,7 @@ DECISION_SIGNALS = ("approve", "reject", "decide")
 # Pipelines and tasks both take it: who cancels and why, then the run stops (workflows/cancellation.py).
 CANCEL_UPDATE = "cancel"
 STATUS_QUERY = "status"
-# How the client sends a decision: ask whether it would land (nothing is written), send
-# the `decide` signal, then ask what became of its decision_id (workflows/intake.py).
-CHECK_DECISION_QUERY = "check_decision"
+# How the client learns what became of the `decide` signal it sent (workflows/intake.py).
 DECISION_OUTCOME_QUERY = "decision_outcome"
 # The error type of a decision for the checkpoint the running phase opens next: the
 # client sends it again shortly (workflows/approvals.py says why).

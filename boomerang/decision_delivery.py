@@ -1,58 +1,48 @@
-"""How the client lands a decision on a run: check by query, send by signal, read the outcome.
+"""How the client lands a decision on a run: the `decide` signal, then the `decision_outcome` query.
 
-The `decide` update would do all three in one call, but an accepted update is a history
-event the SDK core has to place among the run's own commands on replay exactly as it was
+The `decide` update would answer in one call, but an accepted update is a history event
+the SDK core has to place among the run's own commands on replay exactly as it was
 placed live, and after a workflow task timed out on a starved worker it can place it
 differently ("Nondeterminism error: Update machine does not handle this event"; the
 fault soak finds it, `bench/soak_faults.py --via update`). A signal is an ordinary
-history event and replays the same way every time. So:
+history event and replays the same way every time. So the client
 
-1. the `check_decision` query answers whether the decision would land now, with the
-   reason the run would give if not; nothing is written, so a decision nobody could
-   make never enters the run's history;
-2. the `decide` signal carries it, its opening pinned to the one the check saw open, so
-   a checkpoint that closed and re-opened in between refuses it instead of taking it
-   for a later opening;
-3. the `decision_outcome` query says what the run did with its decision_id.
+1. sends the `decide` signal with a second argument naming this sending (`delivery`).
+   The run takes such a sending exactly as it takes the update: it lands on the
+   checkpoint open now, or is refused (kept as a refused input with the run's
+   reason); nothing is held for a checkpoint that has not opened;
+2. asks the `decision_outcome` query what became of it: its receipt (`applied`, or
+   `duplicate` when the decision_id was already taken, by this sending or one that
+   raced it), the refusal, or "not open yet" when its checkpoint is the one the
+   running phase opens next, which is sent again with backoff (and never recorded).
 
-Exactly once comes from the decision_id: the run takes an id once, and a resend answers
-with the first receipt. When no worker answers in time the signal is still sent (the
-run validates it when a worker takes it) and the receipt says `pending`.
+Exactly once comes from the decision_id: the run takes an id once. When no worker
+answers in time the signal stays with Temporal (the run validates it when a worker
+takes it) and the receipt says `pending`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from boomerang.constants import CHECK_DECISION_QUERY, DECISION_OUTCOME_QUERY, DECISION_SIGNALS
+from boomerang.constants import DECISION_OUTCOME_QUERY, DECISION_SIGNALS
 from boomerang.errors import BoomerangError, CheckpointNotOpenYetError, InvalidDecisionError, RunStuckError
-from boomerang.models.decisions import (
-    CheckVerdict,
-    DecisionCheck,
-    DecisionInput,
-    DecisionOutcome,
-    DecisionReceipt,
-    ReceiptStatus,
-)
+from boomerang.models.decisions import DecisionInput, DecisionOutcome, DecisionReceipt, ReceiptStatus
 
-R = TypeVar("R")
 DECIDE_SIGNAL = DECISION_SIGNALS[2]
-# The outcome is usually there one workflow task after the signal (a few ms on a warm
-# worker): ask soon, then back off so a busy worker is not flooded with queries.
+# The outcome usually comes with the workflow task that takes the signal (the query
+# waits for it); a run that has not taken it yet is asked again, backing off.
 _FIRST_POLL_S, _MAX_POLL_S = 0.01, 0.25
 _NOT_OPEN_FIRST_S, _NOT_OPEN_MAX_S = 0.1, 1.0
-# How long a query waits for the run's workflow task in flight to finish before asking
-# anyway (a run whose Ledger writes retry through a PostgreSQL outage stays busy).
-_QUIET_WAIT_S, _QUIET_FIRST_S, _QUIET_MAX_S = 2.0, 0.005, 0.05
 
 
 class _Unanswered(Exception):
-    """No worker answered a query within the wait (none running, or all busy)."""
+    """No worker answered the query within the wait (none running, or all busy)."""
 
 
 class RunFinishedError(BoomerangError):
@@ -67,115 +57,67 @@ async def deliver(
     Returns the run's receipt (`applied`, `duplicate`), or `pending` when no worker
     answered within `wait_s`. Raises `InvalidDecisionError` with the run's reason,
     `CheckpointNotOpenYetError` when its checkpoint was still about to open at the end of
-    the wait, `RunFinishedError` when the run has closed, `RunStuckError` when its workflow task
-    fails, and the `RPCError` of anything else (no such run).
+    the wait, `RunFinishedError` when the run has closed, `RunStuckError` when it cannot
+    answer, and the `RPCError` of anything else (no such run).
     """
     assert decision.decision_id is not None, "deliver needs a decision_id (BoomerangClient.decide sets one)"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    try:
-        check = await _check_until_open(handle, decision, deadline)
-    except _Unanswered:
-        await _signal(handle, decision, None)
-        return _pending(decision)
-    if check.verdict is CheckVerdict.DUPLICATE:
-        assert check.receipt is not None
-        return check.receipt
-    pinned = decision
-    if decision.opening is None:
-        pinned = decision.model_copy(update={"opening": check.opening})
-    # Names this sending, so that of two sendings of one decision that raced, one hears
-    # `applied` and the other `duplicate`.
-    delivery = secrets.token_hex(8)
-    await _signal(handle, pinned, delivery)
-    pause = _FIRST_POLL_S
-    asked = (decision.decision_id, delivery)
+    pause = _NOT_OPEN_FIRST_S
     while True:
-        try:
-            outcome = await _query(handle, DECISION_OUTCOME_QUERY, asked, DecisionOutcome, deadline)
-        except _Unanswered:
-            return _pending(pinned)
+        delivery = secrets.token_hex(8)
+        await _signal(handle, decision, delivery)
+        outcome = await _outcome(handle, decision.decision_id, delivery, deadline)
+        if outcome is None:
+            return _pending(decision)
         if outcome.receipt is not None:
             return outcome.receipt
         if outcome.refused is not None:
             raise InvalidDecisionError(outcome.refused)
+        reason = outcome.not_open_yet or f"checkpoint {decision.checkpoint} is not open yet"
+        # Sent a moment early, or with the phase result that opens it still behind it in
+        # the same workflow task (a worker restart delivers both at once): again, shortly.
         if loop.time() + pause >= deadline:
-            return _pending(pinned)
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, _MAX_POLL_S)
-
-
-async def _check_until_open(
-    handle: WorkflowHandle[Any, Any], decision: DecisionInput, deadline: float
-) -> DecisionCheck:
-    """Ask `check_decision` until it says the decision would land; a checkpoint about to
-    open (its phase is finishing) is asked again until the deadline."""
-    loop = asyncio.get_running_loop()
-    payload = decision.model_dump(mode="json", exclude_none=True)
-    pause = _NOT_OPEN_FIRST_S
-    while True:
-        check = await _query(handle, CHECK_DECISION_QUERY, (payload,), DecisionCheck, deadline)
-        if check.verdict is CheckVerdict.INVALID:
-            raise InvalidDecisionError(check.reason or "the run refused the decision")
-        if check.verdict is not CheckVerdict.NOT_OPEN_YET:
-            return check
-        if loop.time() + pause >= deadline:
-            reason = check.reason or f"checkpoint {decision.checkpoint} is not open yet"
             raise CheckpointNotOpenYetError(reason)
         await asyncio.sleep(pause)
         pause = min(pause * 2, _NOT_OPEN_MAX_S)
 
 
-async def _query(
-    handle: WorkflowHandle[Any, Any],
-    name: str,
-    args: tuple[object, ...],
-    result_type: type[R],
-    deadline: float,
-) -> R:
+async def _outcome(
+    handle: WorkflowHandle[Any, Any], decision_id: str, delivery: str, deadline: float
+) -> DecisionOutcome | None:
+    """What the run did with this sending; None when no worker answered in time."""
     loop = asyncio.get_running_loop()
-    await _until_quiet(handle, min(deadline, loop.time() + _QUIET_WAIT_S))
-    remaining = deadline - loop.time()
-    if remaining <= 0:
-        raise _Unanswered()
-    try:
-        # The RPC deadline bounds how long a query waits for a worker to take it.
-        query = handle.query(name, args=args, result_type=result_type)
-        return await asyncio.wait_for(query, timeout=remaining)
-    except TimeoutError:
-        raise _Unanswered() from None
-    except WorkflowQueryFailedError as exc:
-        raise RunStuckError(f"run {handle.id} cannot answer: {exc}") from exc
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            raise _Unanswered() from None
-        raise
-
-
-async def _until_quiet(handle: WorkflowHandle[Any, Any], until: float) -> None:
-    """Wait (until `until` at most) for the run to have no workflow task in flight.
-
-    A query that arrives during a workflow task is answered with that task's completion,
-    and the SDK core then completes the task early and opens another for the local
-    activities still running (the run's Ledger writes): one more workflow task per
-    query. Asking the server first (no worker involved) saves about nine workflow tasks
-    per pipeline run under load (bench/README.md)."""
-    loop = asyncio.get_running_loop()
-    pause = _QUIET_FIRST_S
+    pause = _FIRST_POLL_S
     while True:
-        described = await handle.describe()
-        if not described.raw_description.HasField("pending_workflow_task"):
-            return
-        if loop.time() + pause >= until:
-            return
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return None
+        try:
+            query = handle.query(
+                DECISION_OUTCOME_QUERY, args=[decision_id, delivery], result_type=DecisionOutcome
+            )
+            outcome: DecisionOutcome = await asyncio.wait_for(query, timeout=remaining)
+        except TimeoutError:
+            return None
+        except WorkflowQueryFailedError as exc:
+            raise RunStuckError(f"run {handle.id} cannot answer: {exc}") from exc
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                return None
+            raise
+        if outcome.receipt or outcome.refused or outcome.not_open_yet:
+            return outcome
+        if loop.time() + pause >= deadline:
+            return None
         await asyncio.sleep(pause)
-        pause = min(pause * 2, _QUIET_MAX_S)
+        pause = min(pause * 2, _MAX_POLL_S)
 
 
-async def _signal(handle: WorkflowHandle[Any, Any], decision: DecisionInput, delivery: str | None) -> None:
+async def _signal(handle: WorkflowHandle[Any, Any], decision: DecisionInput, delivery: str) -> None:
     payload = decision.model_dump(mode="json", exclude_none=True)
     try:
-        await handle.signal(DECIDE_SIGNAL, args=[payload] if delivery is None else [payload, delivery])
+        await handle.signal(DECIDE_SIGNAL, args=[payload, delivery])
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND and "already completed" in exc.message:
             raise RunFinishedError() from exc

@@ -31,8 +31,9 @@ async def _refused(client: BoomerangClient, run_id: str, **kw: object) -> str:
         await client.decide(run_id, DecisionInput.model_validate({"approver": "alice", **kw}))
     after = await client.status(run_id)
     assert after.decisions == before.decisions, "a refused decision must not land"
-    # Checked before it is sent: a refusal leaves nothing in the run, not even a refused input.
-    assert after.refused == before.refused
+    # Kept as a refused input, with the reason the client heard, attributed to the client.
+    new = [(r.via, r.reason) for r in after.refused[len(before.refused) :]]
+    assert new == [("client", str(caught.value))]
     return str(caught.value)
 
 
@@ -169,7 +170,7 @@ async def test_client_decisions_go_by_signal_and_two_racing_sendings_land_once(
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
     assert signals and set(signals) == {"decide"}
-    # No update ever entered the history: the client checks by query and sends by signal.
+    # No update ever entered the history: the client sends by signal and reads by query.
     updates = {
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,

@@ -15,7 +15,6 @@ import modal_app
 import workflows
 from boomerang.constants import (
     CANCEL_UPDATE,
-    CHECK_DECISION_QUERY,
     DECIDE_UPDATE,
     DECISION_OUTCOME_QUERY,
     DECISION_SIGNALS,
@@ -60,5 +59,5 @@ def test_the_front_doors_names_are_the_workflows_own() -> None:
     assert pipeline.name == PIPELINE_WORKFLOW
     assert {DECIDE_UPDATE, CANCEL_UPDATE} <= set(pipeline.updates)
     assert set(DECISION_SIGNALS) <= set(pipeline.signals)
-    assert {STATUS_QUERY, CHECK_DECISION_QUERY, DECISION_OUTCOME_QUERY} <= set(pipeline.queries)
+    assert {STATUS_QUERY, DECISION_OUTCOME_QUERY} <= set(pipeline.queries)
     assert workflow._Definition.must_from_class(BoomerAngTask).name == TASK_WORKFLOW

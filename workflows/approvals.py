@@ -99,6 +99,9 @@ class ApprovalBook:
         self._receipts: dict[str, DecisionReceipt] = {}
         # decision_id -> the sending that landed it (only for sendings that name themselves).
         self._landed_by: dict[str, str] = {}
+        # The client's sendings that came a moment before their checkpoint opened, and why:
+        # it sends them again, so they are not refused inputs (delivery -> reason).
+        self.not_open_yet: dict[str, str] = {}
         self._auto_ids = 0
         self.decisions: list[DecisionRecord] = []
         self.refused: list[RefusedInput] = []
@@ -283,8 +286,10 @@ class ApprovalBook:
         gate.status = CheckpointStatus.DECIDED
         self.decisions.append(record)
 
-    def refuse(self, *, now: datetime, via: str, reason: str, payload: JsonValue) -> RefusedInput:
-        refused = RefusedInput(received_at=now, via=via, reason=reason, payload=payload)
+    def refuse(
+        self, *, now: datetime, via: str, reason: str, payload: JsonValue, delivery: str | None = None
+    ) -> RefusedInput:
+        refused = RefusedInput(received_at=now, via=via, reason=reason, payload=payload, delivery=delivery)
         self.refused.append(refused)
         return refused
 
@@ -349,9 +354,12 @@ class ApprovalBook:
             return receipt.model_copy(update={"status": ReceiptStatus.DUPLICATE})
         return receipt
 
-    def refusal_for(self, decision_id: str) -> RefusedInput | None:
-        """The latest refusal of an input that carried this decision_id."""
+    def refusal_for(self, decision_id: str, delivery: str | None = None) -> RefusedInput | None:
+        """The latest refusal of an input that carried this decision_id (and came by
+        `delivery`, when given: an earlier sending's refusal is not this one's)."""
         for refused in reversed(self.refused):
+            if delivery is not None and refused.delivery != delivery:
+                continue
             if isinstance(refused.payload, dict) and refused.payload.get("decision_id") == decision_id:
                 return refused
         return None

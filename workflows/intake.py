@@ -1,6 +1,6 @@
 """How people reach a running pipeline: the `decide` and `cancel` updates, the
-`approve` / `reject` / `decide` signals, the queries the client checks a decision
-with, and names the run does not know.
+`approve` / `reject` / `decide` signals, the query the client reads a decision's
+outcome with, and names the run does not know.
 
 `DecisionIntake` holds the decision handlers any run with an `ApprovalBook` takes
 (pipelines and sweeps); `RunIntake`, a base class of `ValidationPipeline`, adds the
@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
 
     from boomerang.constants import (
         CANCEL_UPDATE,
-        CHECK_DECISION_QUERY,
         DECIDE_UPDATE,
         DECISION_OUTCOME_QUERY,
         DECISION_SIGNALS,
@@ -33,8 +32,6 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.errors import CheckpointNotOpenYetError, InvalidDecisionError
     from boomerang.models.cancel import CancelReceipt
     from boomerang.models.decisions import (
-        CheckVerdict,
-        DecisionCheck,
         DecisionInput,
         DecisionOutcome,
         DecisionReceipt,
@@ -86,33 +83,22 @@ class DecisionIntake:
             # `from None`: the cause would print the message twice, typed differently.
             raise _refusal(exc) from None
 
-    # -- the client's way: check, signal, read the outcome --------------------------------
+    # -- the client's way: the decide signal, then the decision_outcome query -----------
     # An accepted update is an event the SDK core must place among the run's own commands
-    # exactly as it did live; after a workflow task timed out on a starved worker it can
-    # place it differently on replay ("Update machine does not handle this event"). A
-    # signal is an ordinary history event, so the client checks with a query (nothing is
-    # written), sends the `decide` signal with the opening pinned, and reads the outcome.
-
-    @workflow.query(name=CHECK_DECISION_QUERY)
-    def check_decision(self, payload: Any) -> DecisionCheck:
-        """Would `payload` land now? The same checks as the `decide` update's validator."""
-        try:
-            d = parse_decision("update", DECIDE_UPDATE, payload, None)
-            duplicate = self._book.check(d, hold_upcoming=False)
-        except CheckpointNotOpenYetError as exc:
-            return DecisionCheck(verdict=CheckVerdict.NOT_OPEN_YET, reason=str(exc))
-        except InvalidDecisionError as exc:
-            return DecisionCheck(verdict=CheckVerdict.INVALID, reason=str(exc))
-        if duplicate is not None:
-            return DecisionCheck(verdict=CheckVerdict.DUPLICATE, receipt=duplicate)
-        return DecisionCheck(verdict=CheckVerdict.OPEN, opening=self._book.opening(d.checkpoint))
+    # on replay exactly as it did live; after a workflow task timed out on a starved worker
+    # it can place it differently ("Update machine does not handle this event"). A signal
+    # is an ordinary history event: the client sends the `decide` signal naming the
+    # sending (`delivery`), which lands exactly like the update would (nothing held for
+    # later), and reads what became of it (boomerang/decision_delivery.py).
 
     @workflow.query(name=DECISION_OUTCOME_QUERY)
     def decision_outcome(self, decision_id: str, delivery: str | None = None) -> DecisionOutcome:
         receipt = self._book.receipt_for(decision_id, delivery)
         if receipt is not None:
             return DecisionOutcome(receipt=receipt)
-        refused = self._book.refusal_for(decision_id)
+        if delivery is not None and delivery in self._book.not_open_yet:
+            return DecisionOutcome(not_open_yet=self._book.not_open_yet[delivery])
+        refused = self._book.refusal_for(decision_id, delivery)
         return DecisionOutcome(refused=None if refused is None else refused.reason)
 
     # -- signals -----------------------------------------------------------------------
@@ -134,17 +120,25 @@ class DecisionIntake:
         self, name: str, payload: Any, forced: Decision | None, delivery: str | None = None
     ) -> None:
         """Signals cannot answer, so a bad one is kept as refused rather than lost."""
+        # A sending that names itself comes from Boomerang's client (CLI, API, inbox), which
+        # reads the outcome: it lands as the update would, or not at all.
+        client = delivery is not None
         try:
             decision = parse_decision("signal", name, payload, forced)
-            # A sending that names itself comes from Boomerang's client (CLI, API, inbox).
-            via = CLIENT_VIA if delivery is not None else f"signal:{name}"
-            hold = self._hold_early_signals
+            via = CLIENT_VIA if client else f"signal:{name}"
+            hold = self._hold_early_signals and not client
             self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=hold, delivery=delivery)
+        except CheckpointNotOpenYetError as exc:
+            if delivery is None:
+                self._refuse_signal(name, payload, str(exc))
+            else:  # the client sends it again shortly: not a refused input
+                self._book.not_open_yet[delivery] = str(exc)
         except InvalidDecisionError as exc:
-            self._refuse_signal(name, payload, str(exc))
+            self._refuse_signal(name, payload, str(exc), delivery)
 
-    def _refuse_signal(self, name: str, payload: Any, reason: str) -> None:
-        self._book.refuse(now=workflow.now(), via=f"signal:{name}", reason=reason, payload=payload)
+    def _refuse_signal(self, name: str, payload: Any, reason: str, delivery: str | None = None) -> None:
+        via = CLIENT_VIA if delivery is not None else f"signal:{name}"
+        self._book.refuse(now=workflow.now(), via=via, reason=reason, payload=payload, delivery=delivery)
 
 
 class RunIntake(DecisionIntake):
@@ -194,13 +188,12 @@ class RunIntake(DecisionIntake):
                 payload = None
         self._refuse_signal(name, payload, _unknown("signal", name, DECISION_SIGNALS))
 
-    def _refuse_signal(self, name: str, payload: Any, reason: str) -> None:
+    def _refuse_signal(self, name: str, payload: Any, reason: str, delivery: str | None = None) -> None:
         """Kept in the book (status shows it) and written to the Ledger and the Charter."""
-        super()._refuse_signal(name, payload, reason)
+        super()._refuse_signal(name, payload, reason, delivery)
         checkpoint = payload.get("checkpoint") if isinstance(payload, dict) else None
-        self._report.refused(
-            checkpoint if isinstance(checkpoint, str) else None, reason, via=f"signal:{name}"
-        )
+        via = CLIENT_VIA if delivery is not None else f"signal:{name}"
+        self._report.refused(checkpoint if isinstance(checkpoint, str) else None, reason, via=via)
 
 
 def _refusal(exc: InvalidDecisionError) -> ApplicationError:

@@ -77,39 +77,17 @@ class DecisionReceipt(BaseModel):
     opening: int | None = Field(default=None, description="The opening of the checkpoint decided.")
 
 
-class CheckVerdict(StrEnum):
-    OPEN = "open"
-    DUPLICATE = "duplicate"
-    NOT_OPEN_YET = "not_open_yet"
-    INVALID = "invalid"
-
-
-class DecisionCheck(BaseModel):
-    """The `check_decision` query: would this decision land now, and on which opening.
-
-    The client asks it before sending a decision by signal, so a decision a person
-    could not make is refused to their face and never enters the run's history.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    verdict: CheckVerdict
-    # OPEN: the opening the decision would land on (the client pins it).
-    opening: int | None = None
-    # DUPLICATE: what became of the decision_id the first time.
-    receipt: DecisionReceipt | None = None
-    # NOT_OPEN_YET / INVALID: why, in the words the run would refuse it with.
-    reason: str | None = None
-
-
 class DecisionOutcome(BaseModel):
-    """The `decision_outcome` query: what became of one decision_id (neither field set:
-    the run has not taken it yet)."""
+    """The `decision_outcome` query: what became of one sending of a decision (no field
+    set: the run has not taken it yet)."""
 
     model_config = ConfigDict(frozen=True)
 
     receipt: DecisionReceipt | None = None
+    # Why the run refused it (also a refused input in `status` and the Ledger).
     refused: str | None = None
+    # Why it came too early: its checkpoint is the one the running phase opens next.
+    not_open_yet: str | None = None
 
 
 class RefusedInput(BaseModel):
@@ -121,6 +99,8 @@ class RefusedInput(BaseModel):
     via: str
     reason: str
     payload: JsonValue = None
+    # The client's name for the sending it refused (boomerang/decision_delivery.py).
+    delivery: str | None = None
 
 
 class CheckpointStatus(StrEnum):
