@@ -189,6 +189,9 @@ class BoomerangClient:
             ),
             static_summary=f"Validation pipeline · {inp.tenant} / {inp.project_id}",
             static_details=f"Brief: {inp.brief[:500]}",
+            # A worker in this process on the queue takes the first workflow task in the
+            # start reply; otherwise it starts as usual.
+            request_eager_start=True,
         )
         return run_id
 
