@@ -332,6 +332,43 @@ async def test_cancel_of_chunks_keeps_unstarted_items_pending(
     assert await _ledger(store_pool, handle.id) == [(0, "cancelled"), (5, "cancelled")]
 
 
+class _OwnsHeartbeat:
+    """The probe backend as a backend that owns the activity heartbeat (as Modal's does)."""
+
+    heartbeats_itself = True
+
+    def __init__(self, inner: LocalBackend) -> None:
+        self._inner = inner
+        self.registry = inner.registry
+
+    async def call(self, name: str, payload: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        return await self._inner.call(name, payload, **kw)
+
+    async def aclose(self) -> None:
+        """The fixture closes the inner backend."""
+
+
+async def test_a_backend_that_owns_the_heartbeat_gets_one_activity_per_item(
+    dev_env: WorkflowEnvironment, probe_backend: LocalBackend, event_store: EventSink, store_pool: Pool,
+    probe_dir: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    spec = SweepSpec(
+        function="sweep_probe", grid={"x": list(range(6))}, base=_probe(probe_dir, sleep_s=0.05),
+        max_parallel=2, expected_seconds=0.05,
+    )  # fmt: skip
+    async with build_worker(
+        dev_env.client, task_queue=task_queue, backend=_OwnsHeartbeat(probe_backend), events=event_store,
+        costs=LedgerCosts(store_pool), sweeps=(SweepResults(store_pool), LocalArtifactStore(tmp_path / "a")),
+    ):  # fmt: skip
+        handle = await _start(dev_env.client, spec, task_queue)
+        final = await handle.result()
+    assert (final.status, final.done) == ("completed", 6)
+    scheduled = _scheduled(await handle.fetch_history())
+    assert scheduled.count("run_sweep_item") == 6 and "run_sweep_chunk" not in scheduled
+    assert max(n for kind, _, _, n in _log(probe_dir) if kind == "start") == 2
+
+
 async def test_worker_killed_mid_sweep_loses_and_repeats_nothing(
     dev_env: WorkflowEnvironment, pg_conninfo: str, store_pool: Pool, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
