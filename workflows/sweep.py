@@ -2,14 +2,14 @@
 
 At most `max_parallel` item calls are in flight; with `batch_by`, a batch starts only
 when the one before it has finished. Items go out in chunks: a `run_sweep_chunk`
-activity carries consecutive items of one batch and runs `lanes` of them at a time, the
-lanes of all chunks in flight never more than the window; sizes come from
-`workflows.sweep_chunking`. Each item's attempts are in the Ledger and its row is
+activity carries consecutive items of one batch and runs `lanes` of them at a time,
+the lanes of all chunks in flight never more than the window (sizes:
+`workflows.sweep_chunking`). Each item's attempts are in the Ledger and its row is
 written once; the workflow keeps counts only. Sweeps whose history began with one
 `run_sweep_item` activity per item (before `workflow.patched("sweep-chunks")`), and
-backends that own the heartbeat, keep that path. Every `items_per_run` items the run drains its window
-and continues as new with a compact `SweepCarry`, so the history stays bounded
-whatever the sweep's size (README: Sweeps). A cost cap becomes the
+backends that own the heartbeat, keep that path. Every `items_per_run` items the run
+drains its window and continues as new with a compact `SweepCarry`, so the history
+stays bounded whatever the sweep's size (README: Sweeps). A cost cap becomes the
 `approve_budget_increase` checkpoint, decided through the same `decide` update and
 signals as a pipeline's. Workflow code only: no I/O.
 """
