@@ -19,8 +19,10 @@ Figures, per system and concurrency:
 Latencies are sampled by polling `status` every --poll-ms, the same for both
 systems, so they carry up to one poll interval of resolution.
 
-The bare workflow takes its decisions by update, like Boomerang's `decide`, so the
-ratio compares like with like; `--bare-signal` adds a row where they come as signals.
+The bare workflow takes its decisions by update (one round trip, the fastest way);
+Boomerang's client sends the `decide` signal and reads the outcome by query (README:
+How the client lands a decision); `--bare-signal` adds a row where the bare workflow
+takes signals.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.reporting import RunReporter
 
 INVALID_DECISION = "InvalidDecision"
-# `DecisionRecord.via` of a decision the client checked and sent (boomerang/decision_delivery.py).
+# `DecisionRecord.via` of a decision the client sent (boomerang/decision_delivery.py).
 CLIENT_VIA = "client"
 UNKNOWN_UPDATE = "UnknownUpdate"
 FINAL = frozenset(
@@ -84,12 +84,11 @@ class DecisionIntake:
             raise _refusal(exc) from None
 
     # -- the client's way: the decide signal, then the decision_outcome query -----------
-    # An accepted update is an event the SDK core must place among the run's own commands
-    # on replay exactly as it did live; after a workflow task timed out on a starved worker
-    # it can place it differently ("Update machine does not handle this event"). A signal
-    # is an ordinary history event: the client sends the `decide` signal naming the
-    # sending (`delivery`), which lands exactly like the update would (nothing held for
-    # later), and reads what became of it (boomerang/decision_delivery.py).
+    # Not the update: the SDK core can deliver an update in another activation on replay
+    # than live (see below), and an accepted update is a history event placed by that.
+    # The client sends the `decide` signal naming the sending (`delivery`); the run takes
+    # it with the update's checks and reasons (nothing held for a later opening) and the
+    # client reads what became of it (boomerang/decision_delivery.py).
 
     @workflow.query(name=DECISION_OUTCOME_QUERY)
     def decision_outcome(self, decision_id: str, delivery: str | None = None) -> DecisionOutcome:
