@@ -8,7 +8,6 @@ the run has one, a webhook. Workflow code only.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -25,14 +24,6 @@ with workflow.unsafe.imports_passed_through():
 EXPIRY_WARNING = "checkpoint-expiry-warning"
 
 
-class ClientDecisions(Protocol):
-    """The client's queued sendings (workflows/intake.py), taken while the run waits."""
-
-    def client_decisions_waiting(self) -> bool: ...
-
-    def take_client_decisions(self) -> None: ...
-
-
 async def await_checkpoint(
     cp: CheckpointSpec,
     context: CheckpointContext,
@@ -40,7 +31,6 @@ async def await_checkpoint(
     book: ApprovalBook,
     report: RunReporter,
     phase: str | None,
-    queued: ClientDecisions | None = None,
 ) -> DecisionRecord | None:
     """Open `cp` and wait; the decision, or None when it expired with none."""
     now = workflow.now()
@@ -60,8 +50,7 @@ async def await_checkpoint(
     notice = checkpoint_data(cp, opening=opening, context=context.customer_safe())
     await report.notify(opened, notice)
     await report.notice(NoticeKind.OPENED, opened, cp, context.customer_safe())
-    remind_at = None if cp.reminder_after is None else now + cp.reminder_after
-    if remind_at is not None and not await _settled_by(book, cp.name, remind_at, queued):
+    if cp.reminder_after is not None and not await _settled_by(book, cp.name, now + cp.reminder_after):
         book.remind(cp.name, workflow.now())
         reminded = report.emit(
             EventKind.CHECKPOINT_REMINDED,
@@ -77,7 +66,7 @@ async def await_checkpoint(
         warn_at is not None
         and warn_at > workflow.now()
         and workflow.patched(EXPIRY_WARNING)
-        and not await _settled_by(book, cp.name, warn_at, queued)
+        and not await _settled_by(book, cp.name, warn_at)
     ):
         expiring = report.emit(
             EventKind.CHECKPOINT_EXPIRING,
@@ -87,7 +76,7 @@ async def await_checkpoint(
         )
         await report.notify(expiring, notice)
         await report.notice(NoticeKind.EXPIRING, expiring, cp, context.customer_safe())
-    if not await _settled_by(book, cp.name, deadline, queued):
+    if not await _settled_by(book, cp.name, deadline):
         book.expire(cp.name)
         expired = report.emit(
             EventKind.CHECKPOINT_EXPIRED,
@@ -121,21 +110,13 @@ async def await_checkpoint(
     return record
 
 
-async def _settled_by(book: ApprovalBook, name: str, until: datetime, queued: ClientDecisions | None) -> bool:
-    """Wait until `name` is decided (True) or `until` passes (False), taking the client's
-    queued sendings as they come."""
-    while True:
-        if queued is not None:
-            queued.take_client_decisions()
-        remaining = until - workflow.now()
-        if book.settled(name) or remaining <= timedelta(0):
-            return book.settled(name)
-        try:
-            await workflow.wait_condition(
-                lambda: book.settled(name) or (queued is not None and queued.client_decisions_waiting()),
-                timeout=remaining,
-            )
-        except TimeoutError:
-            if queued is not None:
-                queued.take_client_decisions()  # those that came with the timer came before it
-            return book.settled(name)
+async def _settled_by(book: ApprovalBook, name: str, until: datetime) -> bool:
+    """Wait until `name` is decided (True) or `until` passes (False)."""
+    remaining = until - workflow.now()
+    if remaining <= timedelta(0):
+        return book.settled(name)
+    try:
+        await workflow.wait_condition(lambda: book.settled(name), timeout=remaining)
+    except TimeoutError:
+        return book.settled(name)
+    return True

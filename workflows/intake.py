@@ -115,50 +115,9 @@ class DecisionIntake:
         # `delivery`: the client names each sending (boomerang/decision_delivery.py).
         self._on_signal(DECISION_SIGNALS[2], payload, None, delivery)
 
-    # -- the client's sendings, taken at the run's own pace -----------------------------
-    # Whether the client's sendings wait in a queue until the run takes them where it waits
-    # for people (`take_client_decisions`) instead of landing in the handler. The SDK core
-    # can deliver a signal in another activation on replay than it did live, relative to an
-    # activity result of the same workflow task (after that task timed out on a starved
-    # worker: the fault soak found "Timer machine does not handle this event"). A handler
-    # that acts then acts at another point of the run; a queue taken at the checkpoint's
-    # wait acts at the same point either way. None: not known yet (the run decides first
-    # thing, through `workflow.patched`); False: land in the handler, as earlier runs did.
-    # People's own signals (Temporal CLI, UI) still land in the handler: their meaning
-    # depends on the moment they arrive (held for a first opening, refused during a re-run).
-    _queue_client_decisions: bool | None = False
-    _queued: list[tuple[Any, str]]
-
-    def start_taking_client_decisions(self, queued: bool) -> None:
-        """Called first thing in the run: whether this run queues the client's sendings."""
-        self._queue_client_decisions = queued
-        if not queued:
-            self.take_client_decisions()  # any that came before the run started
-
-    def client_decisions_waiting(self) -> bool:
-        return bool(self._client_queue())
-
-    def take_client_decisions(self) -> None:
-        """Land (or refuse) every queued sending of the client, in the order they came."""
-        queued = self._client_queue()
-        while queued:
-            payload, delivery = queued.pop(0)
-            self._land_signal(DECISION_SIGNALS[2], payload, None, delivery)
-
-    def _client_queue(self) -> list[tuple[Any, str]]:
-        if not hasattr(self, "_queued"):  # no __init__ here: the workflow's own runs first
-            self._queued = []
-        return self._queued
-
     def _on_signal(
         self, name: str, payload: Any, forced: Decision | None, delivery: str | None = None
     ) -> None:
-        if delivery is not None and self._queue_client_decisions is not False:
-            self._client_queue().append((payload, delivery))
-        else:
-            self._land_signal(name, payload, forced, delivery)
-
-    def _land_signal(self, name: str, payload: Any, forced: Decision | None, delivery: str | None) -> None:
         """Signals cannot answer, so a bad one is kept as refused rather than lost."""
         # A sending that names itself comes from Boomerang's client (CLI, API, inbox), which
         # reads the outcome: it lands as the update would, or not at all.

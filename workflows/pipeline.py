@@ -42,8 +42,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.task import BoomerAngTask
 
 PHASE_FAILED = "PhaseFailed"
-# Runs started since take the client's decisions where they wait (workflows/intake.py).
-QUEUED_CLIENT_DECISIONS = "queued-client-decisions"
 
 
 class _Stop(Exception):
@@ -71,11 +69,9 @@ class ValidationPipeline(RunIntake):
         self._outputs: dict[str, JsonValue] = {}
         self._children = 0
         self._end_reason = ""
-        self._queue_client_decisions = None  # `run` decides first thing (workflows/intake.py)
 
     @workflow.run
     async def run(self, inp: PipelineInput) -> PipelineResult:
-        self.start_taking_client_decisions(workflow.patched(QUEUED_CLIENT_DECISIONS))
         writer = self._report.events.start()
         self._cancellation.attach()
         try:
@@ -103,7 +99,7 @@ class ValidationPipeline(RunIntake):
                     phase = self._spec.phases[index].name
                     context = phase_checkpoint_context(self._machine, cp, self._outputs.get(phase))
                     record = await await_checkpoint(
-                        cp, context, book=self._book, report=self._report, phase=phase, queued=self
+                        cp, context, book=self._book, report=self._report, phase=phase
                     )
                     command = self._machine.decided(cp, record)
                 case Finish(status=status, reason=reason):
@@ -230,9 +226,8 @@ class ValidationPipeline(RunIntake):
             await self._report.notify(reached)
             phase = self._machine.phase
             record = await await_checkpoint(
-                cp, context, book=self._book, report=self._report, phase=phase.name if phase else None,
-                queued=self,
-            )  # fmt: skip
+                cp, context, book=self._book, report=self._report, phase=phase.name if phase else None
+            )
             decided = self._machine.budget_decided(over, record, cp.name)
             if isinstance(decided, Finish):
                 raise _Stop(decided)
@@ -259,7 +254,6 @@ class ValidationPipeline(RunIntake):
         )
 
     async def _finish(self, status: RunStatus, reason: str, **fields: object) -> PipelineResult:
-        self.take_client_decisions()  # what came since the last wait is answered, not lost
         message = f"Validation {status.value}"
         finished = self._report.emit(FINISHED[status], status=status.value, message=message, **fields)
         self._end_reason = reason
