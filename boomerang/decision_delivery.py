@@ -1,24 +1,24 @@
 """How the client lands a decision on a run: the `decide` signal, then the `decision_outcome` query.
 
-The `decide` update would answer in one call, but the SDK core can deliver an update in
-another activation on replay than it did live after a workflow task timed out on a
-starved worker, and such a history does not replay ("Nondeterminism error: Update
-machine does not handle this event"; the fault soak finds it, `bench/soak_faults.py
---via update`). So the client
+The `decide` update would answer in one call, but after a workflow task timed out on a
+starved worker the SDK core can deliver an update in another activation on replay than
+it did live, and an accepted update is a history event whose place the replay must
+reproduce: the fault soak finds such histories ("Nondeterminism error: Update machine
+does not handle this event"; `bench/soak_faults.py --via update`) more often than with
+signals. So the client
 
 1. sends the `decide` signal with a second argument naming this sending (`delivery`).
-   The run queues it and takes it where it waits for people (workflows/intake.py says
-   why): it lands on the checkpoint open then, with the update's checks, or is refused
-   with the update's reasons (kept as a refused input);
+   The run takes such a sending as it takes the update: it lands on the checkpoint
+   open now, or is refused with the update's reasons (kept as a refused input);
+   nothing is held for a checkpoint that has not opened;
 2. asks the `decision_outcome` query what became of this sending: its receipt
    (`applied`, or `duplicate` when the decision_id was already taken, by this sending or
-   one that raced it), the refusal, nothing yet (asked again, backing off), or — from
-   runs started before the queue — "not open yet", which is sent again.
+   one that raced it), the refusal, or "not open yet" when its checkpoint is the one
+   the running phase opens next, which is sent again with backoff (never recorded).
 
-Exactly once comes from the decision_id: the run takes an id once. When the run has not
-taken it within the wait (no worker, or its checkpoint has not opened yet) the signal
-stays with the run and the receipt says `pending`; resending the same decision_id
-later says what became of it.
+Exactly once comes from the decision_id: the run takes an id once. When no worker
+answers in time the signal stays with Temporal (the run validates it when a worker
+takes it) and the receipt says `pending`.
 """
 
 from __future__ import annotations

@@ -84,11 +84,11 @@ class DecisionIntake:
             raise _refusal(exc) from None
 
     # -- the client's way: the decide signal, then the decision_outcome query -----------
-    # Not the update: the SDK core can deliver an update in another activation on replay
-    # than live (see below), and an accepted update is a history event placed by that.
-    # The client sends the `decide` signal naming the sending (`delivery`); the run takes
-    # it with the update's checks and reasons (nothing held for a later opening) and the
-    # client reads what became of it (boomerang/decision_delivery.py).
+    # Not the update: after a workflow task timed out on a starved worker the SDK core can
+    # deliver an update in another activation on replay than live, and an accepted update
+    # is a history event whose place the replay must reproduce (boomerang/decision_delivery.py).
+    # The client sends the `decide` signal naming the sending (`delivery`); it lands as the
+    # update would (nothing held for later) and the client reads what became of it.
 
     @workflow.query(name=DECISION_OUTCOME_QUERY)
     def decision_outcome(self, decision_id: str, delivery: str | None = None) -> DecisionOutcome:
