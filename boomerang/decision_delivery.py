@@ -37,7 +37,7 @@ from boomerang.models.decisions import DecisionInput, DecisionOutcome, DecisionR
 DECIDE_SIGNAL = DECISION_SIGNALS[2]
 # The outcome usually comes with the workflow task that takes the signal (the query
 # waits for it); a run that has not taken it yet is asked again, backing off.
-_FIRST_POLL_S, _MAX_POLL_S = 0.01, 0.25
+_FIRST_POLL_S, _MAX_POLL_S = 0.005, 0.1
 _NOT_OPEN_FIRST_S, _NOT_OPEN_MAX_S = 0.1, 1.0
 
 
@@ -111,7 +111,7 @@ async def _outcome(
         if loop.time() + pause >= deadline:
             return None
         await asyncio.sleep(pause)
-        pause = min(pause * 2, _MAX_POLL_S)
+        pause = min(pause * 1.5, _MAX_POLL_S)
 
 
 async def _signal(handle: WorkflowHandle[Any, Any], decision: DecisionInput, delivery: str) -> None:
