@@ -22,7 +22,7 @@ from activities.local_backend import LocalBackend
 from activities.records import EventSink
 from boomerang.api import create_app
 from boomerang.client import BoomerangClient
-from boomerang.errors import CheckpointNotOpenYetError, InvalidDecisionError
+from boomerang.errors import InvalidDecisionError
 from boomerang.models.decisions import DecisionInput, ReceiptStatus, RunStatus
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.settings import Settings
@@ -208,16 +208,17 @@ async def test_a_decision_delivered_with_the_result_that_opens_its_checkpoint_la
             receipt = await sent
             status = await wait_for_checkpoint(client, run_id, CHECKPOINTS[1])
 
+    # Taken before or after the phase result in that workflow task, it lands on opening 1.
     assert (receipt.status, receipt.opening) == (ReceiptStatus.APPLIED, 1)
     assert [(d.checkpoint, d.opening) for d in status.decisions] == [(FIRST, 1)]
 
 
-async def test_an_update_for_the_checkpoint_a_running_phase_opens_is_sent_again_until_it_opens(
+async def test_a_decision_for_the_checkpoint_a_running_phase_opens_is_held_for_it(
     dev_env: WorkflowEnvironment, backend: LocalBackend, event_store: EventSink
 ) -> None:
-    """Sent while the phase that opens it runs, a decision is refused as not open yet (no
-    trace in history) and the client sends it again within its wait, so it lands on
-    that opening; one for a checkpoint further on is refused at once, as before."""
+    """Sent while the phase that opens it runs, the client's decision is held and lands on
+    that opening (the update is refused as not open yet); one for a checkpoint further
+    on is refused at once."""
     task_queue = f"tq-{uuid.uuid4().hex}"
     client = BoomerangClient(dev_env.client, task_queue=task_queue)
     async with _worker(dev_env, task_queue, backend, event_store):
@@ -225,20 +226,25 @@ async def test_an_update_for_the_checkpoint_a_running_phase_opens_is_sent_again_
         await decide(client, run_id, FIRST)
         with pytest.raises(InvalidDecisionError, match=f"{CHECKPOINTS[2]} is not pending: it opens later"):
             await client.decide(run_id, DecisionInput(checkpoint=CHECKPOINTS[2], approver="alice"))
-        with pytest.raises(CheckpointNotOpenYetError) as too_soon:
-            await client.decide(
-                run_id, DecisionInput(checkpoint=CHECKPOINTS[1], approver="alice"), wait_s=0.3
+        with pytest.raises(WorkflowUpdateFailedError) as by_update:
+            await dev_env.client.get_workflow_handle(run_id).execute_update(
+                "decide", DecisionInput(checkpoint=CHECKPOINTS[1], approver="alice")
             )
         early = await client.decide(
-            run_id, DecisionInput(checkpoint=CHECKPOINTS[1], approver="alice", decision_id="early"), wait_s=60
+            run_id, DecisionInput(checkpoint=CHECKPOINTS[1], approver="alice", decision_id="early")
         )
         status = await wait_for_checkpoint(client, run_id, CHECKPOINTS[2])
-    assert str(too_soon.value) == (
+        again = await client.decide(
+            run_id, DecisionInput(checkpoint=CHECKPOINTS[1], approver="alice", decision_id="early")
+        )
+    assert isinstance(by_update.value.cause, ApplicationError)
+    assert by_update.value.cause.message == (
         f"checkpoint {CHECKPOINTS[1]} is not open yet: phase vpc_discovery is running and opens it next; "
         "send the decision again once it opens"
     )
-    assert (early.status, early.opening) == (ReceiptStatus.APPLIED, 1)
-    assert [(d.checkpoint, d.decision_id, d.opening) for d in status.decisions] == [
-        (FIRST, status.decisions[0].decision_id, 1),
-        (CHECKPOINTS[1], "early", 1),
+    assert (early.status, early.opening) == (ReceiptStatus.HELD, 1)
+    assert (again.status, again.opening) == (ReceiptStatus.DUPLICATE, 1)
+    assert [(d.checkpoint, d.decision_id, d.opening, d.via) for d in status.decisions] == [
+        (FIRST, status.decisions[0].decision_id, 1, "client"),
+        (CHECKPOINTS[1], "early", 1, "client"),
     ]

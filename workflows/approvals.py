@@ -321,10 +321,13 @@ class ApprovalBook:
         held = self._held.pop(name, None)
         if held is None:
             return None
+        # The client's sending that was held hears the outcome under its own name.
+        delivery = self._landed_by.get(held.decision_id)
         if held.opening != gate.openings:  # only ever held for a first opening; kept as a guard
             self._receipts.pop(held.decision_id, None)
             reason = f"held for opening {held.opening} of {name}, but opening {gate.openings} opened"
-            return self.refuse(now=now, via=held.via, reason=reason, payload=held.model_dump(mode="json"))
+            payload = held.model_dump(mode="json")
+            return self.refuse(now=now, via=held.via, reason=reason, payload=payload, delivery=delivery)
         as_input = DecisionInput(
             checkpoint=name,
             approver=held.approver,
@@ -338,8 +341,12 @@ class ApprovalBook:
             self._check_bounds(gate, as_input)
         except InvalidDecisionError as exc:
             self._receipts.pop(held.decision_id, None)
-            return self.refuse(now=now, via=held.via, reason=str(exc), payload=held.model_dump(mode="json"))
+            payload = held.model_dump(mode="json")
+            return self.refuse(now=now, via=held.via, reason=str(exc), payload=payload, delivery=delivery)
         self._apply(gate, held, now)
+        receipt = self._receipts.get(held.decision_id)
+        if receipt is not None:  # what its sender hears from now on: it landed
+            self._receipts[held.decision_id] = receipt.model_copy(update={"status": ReceiptStatus.APPLIED})
         return None
 
     def opening(self, name: str) -> int:

@@ -125,7 +125,11 @@ class DecisionIntake:
         try:
             decision = parse_decision("signal", name, payload, forced)
             via = CLIENT_VIA if client else f"signal:{name}"
-            hold = self._hold_early_signals and not client
+            # The client's sending is held only for the checkpoint the running phase opens
+            # next with nobody's input: whether it is taken just before or just after the
+            # phase result in one workflow task (a replay may group them otherwise than the
+            # live run did), it then lands on that opening either way.
+            hold = self._hold_early_signals and (not client or self._book.opens_next(decision))
             self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=hold, delivery=delivery)
         except CheckpointNotOpenYetError as exc:
             if delivery is None:
