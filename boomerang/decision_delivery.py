@@ -9,12 +9,15 @@ signals. So the client
 
 1. sends the `decide` signal with a second argument naming this sending (`delivery`).
    The run takes such a sending as it takes the update: it lands on the checkpoint
-   open now, or is refused with the update's reasons (kept as a refused input);
-   nothing is held for a checkpoint that has not opened;
+   open now, or is refused with the update's reasons (kept as a refused input). One
+   difference: a decision for the checkpoint the running phase opens next is held for
+   it, so that it lands on that opening whether the run takes it just before or just
+   after the phase result (a replay may group the two otherwise than the live run);
 2. asks the `decision_outcome` query what became of this sending: its receipt
-   (`applied`, or `duplicate` when the decision_id was already taken, by this sending or
-   one that raced it), the refusal, or "not open yet" when its checkpoint is the one
-   the running phase opens next, which is sent again with backoff (never recorded).
+   (`applied`, `held`, or `duplicate` when the decision_id was already taken, by this
+   sending or one that raced it) or the refusal. "Not open yet" is only heard from a
+   run that refuses instead of holding (a sweep's budget checkpoint never is one); it
+   is sent again with backoff and never recorded.
 
 Exactly once comes from the decision_id: the run takes an id once. When no worker
 answers in time the signal stays with Temporal (the run validates it when a worker
@@ -54,7 +57,7 @@ async def deliver(
 ) -> DecisionReceipt:
     """Land `decision` (which has a decision_id) on the run behind `handle`.
 
-    Returns the run's receipt (`applied`, `duplicate`), or `pending` when no worker
+    Returns the run's receipt (`applied`, `held`, `duplicate`), or `pending` when no worker
     answered within `wait_s`. Raises `InvalidDecisionError` with the run's reason,
     `CheckpointNotOpenYetError` when its checkpoint was still about to open at the end of
     the wait, `RunFinishedError` when the run has closed, `RunStuckError` when it cannot

@@ -88,7 +88,8 @@ class DecisionIntake:
     # deliver an update in another activation on replay than live, and an accepted update
     # is a history event whose place the replay must reproduce (boomerang/decision_delivery.py).
     # The client sends the `decide` signal naming the sending (`delivery`); it lands as the
-    # update would (nothing held for later) and the client reads what became of it.
+    # update would (held only for the checkpoint the running phase opens next, see
+    # `_on_signal`) and the client reads what became of it.
 
     @workflow.query(name=DECISION_OUTCOME_QUERY)
     def decision_outcome(self, decision_id: str, delivery: str | None = None) -> DecisionOutcome:
