@@ -22,7 +22,7 @@ from activities.local_backend import LocalBackend
 from activities.records import EventSink
 from boomerang.binaries import temporal_cli
 from boomerang.client import BoomerangClient
-from boomerang.models.decisions import PipelineStatus
+from boomerang.models.decisions import DecisionInput, PipelineStatus
 from boomerang.models.pipeline import PipelineInput
 from tests.helpers import BRIEF, CHECKPOINTS, wait_for_checkpoint, wait_until
 from worker import build_worker
@@ -240,3 +240,31 @@ async def test_temporal_cli_refusals_are_one_line_that_says_what_is_allowed(
     assert wrong_name.code != 0
     assert "unknown update 'approval'; this run accepts decide" in wrong_name.output, wrong_name.output
     assert status.decisions == ()
+
+
+async def test_boomerang_decide_while_the_phase_runs_is_held_and_says_so(
+    dev_env: WorkflowEnvironment, backend: LocalBackend, event_store: EventSink
+) -> None:
+    async with stack(dev_env, backend, event_store) as s:
+        run_id = await s.client.start_pipeline(
+            PipelineInput(tenant="acme", project_id="clinic", brief=BRIEF, context={"work_seconds": 6})
+        )
+        await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[0])
+        await s.client.decide(run_id, DecisionInput(checkpoint=CHECKPOINTS[0], approver="alice"))
+        # Phase 1 works for 6 s and opens CHECKPOINTS[1] next: the decision waits for it.
+        held = await run(
+            str(BOOMERANG), "decide", run_id, CHECKPOINTS[1], "approve", "--by", "bob", env=s.env
+        )
+        status = await wait_for_checkpoint(s.client, run_id, CHECKPOINTS[2])
+
+    assert held.code == 0, held.output
+    first, *rest = held.out.splitlines()
+    assert first.startswith(f"held: approve on {CHECKPOINTS[1]} (opening 1)")
+    assert rest == [
+        f"{CHECKPOINTS[1]} opens when the running phase finishes; the decision lands then.",
+        f"to see that it did: boomerang status {run_id}",
+    ]
+    assert [(d.checkpoint, d.approver) for d in status.decisions] == [
+        (CHECKPOINTS[0], "alice"),
+        (CHECKPOINTS[1], "bob"),
+    ]

@@ -108,6 +108,11 @@ def decide(
         receipt = await (await BoomerangClient.connect(settings)).decide(run_id, d)
         where = receipt.checkpoint + (f" (opening {receipt.opening})" if receipt.opening else "")
         line = f"{receipt.status}: {receipt.decision.value} on {where} ({receipt.decision_id})"
+        if receipt.status is ReceiptStatus.HELD:
+            line += (
+                f"\n{receipt.checkpoint} opens when the running phase finishes; the decision lands then."
+                f"\nto see that it did: boomerang status {run_id}"
+            )
         if receipt.status is ReceiptStatus.PENDING:
             line += (
                 "\nno worker has taken it yet; Temporal keeps it and a worker validates it when one runs."
