@@ -15,9 +15,7 @@ signals. So the client
    after the phase result (a replay may group the two otherwise than the live run);
 2. asks the `decision_outcome` query what became of this sending: its receipt
    (`applied`, `held`, or `duplicate` when the decision_id was already taken, by this
-   sending or one that raced it) or the refusal. "Not open yet" is only heard from a
-   run that refuses instead of holding (a sweep's budget checkpoint never is one); it
-   is sent again with backoff and never recorded.
+   sending or one that raced it) or the refusal.
 
 Exactly once comes from the decision_id: the run takes an id once. When no worker
 answers in time the signal stays with Temporal (the run validates it when a worker
@@ -34,14 +32,13 @@ from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from boomerang.constants import DECISION_OUTCOME_QUERY, DECISION_SIGNALS
-from boomerang.errors import BoomerangError, CheckpointNotOpenYetError, InvalidDecisionError, RunStuckError
+from boomerang.errors import BoomerangError, InvalidDecisionError, RunStuckError
 from boomerang.models.decisions import DecisionInput, DecisionOutcome, DecisionReceipt, ReceiptStatus
 
 DECIDE_SIGNAL = DECISION_SIGNALS[2]
 # The outcome usually comes with the workflow task that takes the signal (the query
 # waits for it); a run that has not taken it yet is asked again, backing off.
 _FIRST_POLL_S, _MAX_POLL_S = 0.005, 0.1
-_NOT_OPEN_FIRST_S, _NOT_OPEN_MAX_S = 0.1, 1.0
 
 
 class _Unanswered(Exception):
@@ -59,31 +56,20 @@ async def deliver(
 
     Returns the run's receipt (`applied`, `held`, `duplicate`), or `pending` when no worker
     answered within `wait_s`. Raises `InvalidDecisionError` with the run's reason,
-    `CheckpointNotOpenYetError` when its checkpoint was still about to open at the end of
-    the wait, `RunFinishedError` when the run has closed, `RunStuckError` when it cannot
-    answer, and the `RPCError` of anything else (no such run).
+    `RunFinishedError` when the run has closed, `RunStuckError` when it cannot answer,
+    and the `RPCError` of anything else (no such run).
     """
     assert decision.decision_id is not None, "deliver needs a decision_id (BoomerangClient.decide sets one)"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    pause = _NOT_OPEN_FIRST_S
-    while True:
-        delivery = secrets.token_hex(8)
-        await _signal(handle, decision, delivery)
-        outcome = await _outcome(handle, decision.decision_id, delivery, deadline)
-        if outcome is None:
-            return _pending(decision)
-        if outcome.receipt is not None:
-            return outcome.receipt
-        if outcome.refused is not None:
-            raise InvalidDecisionError(outcome.refused)
-        reason = outcome.not_open_yet or f"checkpoint {decision.checkpoint} is not open yet"
-        # Sent a moment early, or with the phase result that opens it still behind it in
-        # the same workflow task (a worker restart delivers both at once): again, shortly.
-        if loop.time() + pause >= deadline:
-            raise CheckpointNotOpenYetError(reason)
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, _NOT_OPEN_MAX_S)
+    deadline = asyncio.get_running_loop().time() + wait_s
+    delivery = secrets.token_hex(8)
+    await _signal(handle, decision, delivery)
+    outcome = await _outcome(handle, decision.decision_id, delivery, deadline)
+    if outcome is None:
+        return _pending(decision)
+    if outcome.receipt is not None:
+        return outcome.receipt
+    assert outcome.refused is not None  # `_outcome` returns one that says something
+    raise InvalidDecisionError(outcome.refused)
 
 
 async def _outcome(
@@ -109,7 +95,7 @@ async def _outcome(
             if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
                 return None
             raise
-        if outcome.receipt or outcome.refused or outcome.not_open_yet:
+        if outcome.receipt or outcome.refused:
             return outcome
         if loop.time() + pause >= deadline:
             return None

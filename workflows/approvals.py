@@ -99,9 +99,6 @@ class ApprovalBook:
         self._receipts: dict[str, DecisionReceipt] = {}
         # decision_id -> the sending that landed it (only for sendings that name themselves).
         self._landed_by: dict[str, str] = {}
-        # The client's sendings that came a moment before their checkpoint opened, and why:
-        # it sends them again, so they are not refused inputs (delivery -> reason).
-        self.not_open_yet: dict[str, str] = {}
         self._auto_ids = 0
         self.decisions: list[DecisionRecord] = []
         self.refused: list[RefusedInput] = []

@@ -96,8 +96,6 @@ class DecisionIntake:
         receipt = self._book.receipt_for(decision_id, delivery)
         if receipt is not None:
             return DecisionOutcome(receipt=receipt)
-        if delivery is not None and delivery in self._book.not_open_yet:
-            return DecisionOutcome(not_open_yet=self._book.not_open_yet[delivery])
         refused = self._book.refusal_for(decision_id, delivery)
         return DecisionOutcome(refused=None if refused is None else refused.reason)
 
@@ -132,11 +130,6 @@ class DecisionIntake:
             # live run did), it then lands on that opening either way.
             hold = self._hold_early_signals and (not client or self._book.opens_next(decision))
             self._book.submit(decision, now=workflow.now(), via=via, hold_upcoming=hold, delivery=delivery)
-        except CheckpointNotOpenYetError as exc:
-            if delivery is None:
-                self._refuse_signal(name, payload, str(exc))
-            else:  # the client sends it again shortly: not a refused input
-                self._book.not_open_yet[delivery] = str(exc)
         except InvalidDecisionError as exc:
             self._refuse_signal(name, payload, str(exc), delivery)
 

@@ -86,8 +86,6 @@ class DecisionOutcome(BaseModel):
     receipt: DecisionReceipt | None = None
     # Why the run refused it (also a refused input in `status` and the Ledger).
     refused: str | None = None
-    # Why it came too early: its checkpoint is the one the running phase opens next.
-    not_open_yet: str | None = None
 
 
 class RefusedInput(BaseModel):
