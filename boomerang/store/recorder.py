@@ -200,7 +200,9 @@ class EventStore:
             known = {str(k): str(s) for k, s in await known_cur.fetchall()}
             now = datetime.now(UTC)
             written = [False] * len(events)
-            cur = conn.cursor()
+            claims: list[tuple[str, str, int, datetime]] = []
+            rows: list[dict[str, Any]] = []
+            moves: list[tuple[int, str, datetime, str]] = []
             for stream, cur_head in heads.items():
                 head = await cur_head.fetchone()
                 assert head is not None  # INSERT ... RETURNING always yields the row
@@ -218,17 +220,26 @@ class EventStore:
                     seq += 1
                     content = ledger_content(events[i], seq=seq, prev_hash=prev, recorded_at=recorded_at)
                     prev = row_hash(content)
-                    await cur.execute(_CLAIM_KEY, (keys[i], stream, seq, recorded_at))
-                    await cur.execute(
-                        _INSERT_LEDGER, {**content, "details": Jsonb(content["details"]), "row_hash": prev}
-                    )
-                    charter = charters[i]
-                    if charter is not None:
-                        await cur.execute(_INSERT_CHARTER, charter.model_dump())
-                        await project(cur, events[i])
+                    claims.append((keys[i], stream, seq, recorded_at))
+                    rows.append({**content, "details": Jsonb(content["details"]), "row_hash": prev})
                     written[i] = True
                 if seq > int(head[0]):
-                    await cur.execute(_MOVE_HEAD, (seq, prev, recorded_at, stream))
+                    moves.append((seq, prev, recorded_at, stream))
+            # One statement per table for the whole batch (rows in chain order), then the
+            # projections in the order things happened: a tenth of the per-row executes.
+            cur = conn.cursor()
+            if claims:
+                await cur.executemany(_CLAIM_KEY, claims)
+                await cur.executemany(_INSERT_LEDGER, rows)
+            # Streams in sorted order, as their heads were locked: the projections' row
+            # locks are then taken in one order by every store too.
+            shown = [i for stream in heads for i in by_stream[stream] if written[i] and charters[i]]
+            if shown:
+                await cur.executemany(_INSERT_CHARTER, [_charter_params(charters[i]) for i in shown])
+                for i in shown:
+                    await project(cur, events[i])
+            if moves:
+                await cur.executemany(_MOVE_HEAD, moves)
         return written
 
     async def _ensure_partitions(self) -> None:
@@ -248,6 +259,11 @@ class EventStore:
                     (now, now + timedelta(days=32)),
                 )
             self._months.add(month)
+
+
+def _charter_params(row: CharterRow | None) -> dict[str, Any]:
+    assert row is not None  # only rows that have a Charter row are asked for
+    return row.model_dump()
 
 
 def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
