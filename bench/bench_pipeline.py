@@ -19,6 +19,10 @@ Figures, per system and concurrency:
 Latencies are sampled by polling `status` every --poll-ms, the same for both
 systems, so they carry up to one poll interval of resolution.
 
+A third system, bare+ledger (`--no-bare-ledger` leaves it out), is the bare workflow writing
+its steps to the Charter and the Ledger through Boomerang's own writer and nothing else:
+its ratio to bare is what the durable writes alone cost (goal 1 keeps them).
+
 The bare workflow takes its decisions by update (one round trip, the fastest way);
 Boomerang's client sends the `decide` signal and reads the outcome by query (README:
 How the client lands a decision); `--bare-signal` adds a row where the bare workflow
@@ -49,15 +53,18 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from activities.local_backend import LocalBackend
+    from activities.records import RecordActivities
     from bench.breakdown import Breakdown, PgCounter
     from bench.stack import embedded_stack
     from boomerang.client import BoomerangClient
     from boomerang.models.decisions import DecisionInput, RunStatus
+    from boomerang.models.events import EventKind
     from boomerang.models.pipeline import PipelineInput
     from boomerang.pipelines import startup_validation_pipeline
     from boomerang.store.queries import Pool
     from boomerang.store.recorder import EventStore
     from worker import build_worker
+    from workflows.recording import EventLog
 
 # (phase, its checkpoints) of the default pipeline: the bare workflow copies the shape.
 LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
@@ -130,7 +137,40 @@ class BarePipeline:
         return BareStatus(pending=self._pending, opened_at=self._opened_at, decided_at=dict(self._decided))
 
 
-# -- the two systems behind one driver --------------------------------------------------
+@workflow.defn(name="BareLedgerPipeline")
+class BareLedgerPipeline(BarePipeline):
+    """The bare workflow plus what goal 1 keeps: its steps written to the Charter and the
+    Ledger, exactly once and in order, before it ends, through Boomerang's own writer
+    (`EventLog`: a `record_events` local activity per workflow task that has events,
+    `EventStore` group commit). Nothing else of Boomerang: no search attributes, no
+    timers, no child task, no compute processes, the bare status query. Its ratio to bare
+    is what the durable writes alone cost on this machine."""
+
+    @workflow.run
+    async def run(self) -> int:
+        log = EventLog(run_id=workflow.info().workflow_id, tenant="bench", project_id="bench")
+        writer = log.start()
+        log.emit(EventKind.PIPELINE_STARTED, message="started")
+        for phase, checkpoints in LAYOUT:
+            log.emit(EventKind.PHASE_STARTED, phase=phase, message=f"{phase} started")
+            await workflow.execute_activity(
+                bare_phase, BarePhaseInput(phase=phase), start_to_close_timeout=timedelta(seconds=30)
+            )
+            log.emit(EventKind.PHASE_COMPLETED, phase=phase, message=f"{phase} completed")
+            for cp in checkpoints:
+                self._pending, self._opened_at = cp, workflow.now()
+                log.emit(EventKind.CHECKPOINT_OPENED, phase=phase, checkpoint=cp, message=f"{cp} open")
+                await workflow.wait_condition(lambda cp=cp: cp in self._decided)  # type: ignore[misc]
+                log.emit(EventKind.CHECKPOINT_DECIDED, phase=phase, checkpoint=cp, decision="approve",
+                         approver="bench", message=f"{cp}: approve")  # fmt: skip
+        self._pending = None
+        log.emit(EventKind.PIPELINE_COMPLETED, status="completed", message="completed")
+        await log.flush()
+        writer.cancel()
+        return len(self._decided)
+
+
+# -- the systems behind one driver --------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -183,14 +223,18 @@ class Bare:
     client: Client
     task_queue: str
     by_signal: bool = False
+    ledger: bool = False
 
     @property
     def name(self) -> str:
+        if self.ledger:
+            return "bare+ledger"
         return "bare (signal)" if self.by_signal else "bare (update)"
 
     async def start(self) -> str:
         run_id = f"bare-{uuid.uuid4().hex[:12]}"
-        await self.client.start_workflow(BarePipeline.run, id=run_id, task_queue=self.task_queue)
+        workflow_run = BareLedgerPipeline.run if self.ledger else BarePipeline.run
+        await self.client.start_workflow(workflow_run, id=run_id, task_queue=self.task_queue)
         return run_id
 
     async def snapshot(self, run_id: str) -> Snapshot:
@@ -304,19 +348,21 @@ def _ratio(ours: Figures, bare: Figures) -> str:
         return r(_pct(x, 50), _pct(y, 50))
 
     return (
-        f"boomerang/{bare.system} at {ours.runs}: runs/s {r(ours.per_second, bare.per_second)}; "
+        f"{ours.system}/{bare.system} at {ours.runs}: runs/s {r(ours.per_second, bare.per_second)}; "
         f"p50 closing a phase {p50(ours.closing.client, bare.closing.client)} client, "
         f"{p50(ours.closing.workflow, bare.closing.workflow)} workflow; "
         f"p50 inside a phase {p50(ours.in_phase.client, bare.in_phase.client)} client"
     )
 
 
-async def bench(runs: Sequence[int], *, poll_s: float, processes: int, bare_signal: bool) -> None:
+async def bench(
+    runs: Sequence[int], *, poll_s: float, processes: int, bare_signal: bool, bare_ledger: bool
+) -> None:
     async with embedded_stack() as (env, pool):
         backend = LocalBackend(max_concurrency=processes)
         print(f"poll every {poll_s * 1000:g} ms, {processes} compute processes, {os.cpu_count()} CPUs")
         try:
-            await _bench_on(env, backend, pool, runs, poll_s, bare_signal)
+            await _bench_on(env, backend, pool, runs, poll_s, bare_signal, bare_ledger)
         finally:
             await backend.aclose()
 
@@ -328,30 +374,45 @@ async def _bench_on(
     runs: Sequence[int],
     poll_s: float,
     bare_signal: bool,
+    bare_ledger: bool,
 ) -> None:
     ours_q, bare_q = f"bench-boomerang-{uuid.uuid4().hex}", f"bench-bare-{uuid.uuid4().hex}"
+    ledger_q = f"bench-bare-ledger-{uuid.uuid4().hex}"
     ours_worker = build_worker(env.client, task_queue=ours_q, backend=backend, events=EventStore(pool))
     bare_worker = Worker(env.client, task_queue=bare_q, workflows=[BarePipeline], activities=[bare_phase])
+    ledger_worker = Worker(
+        env.client,
+        task_queue=ledger_q,
+        workflows=[BareLedgerPipeline],
+        activities=[bare_phase, RecordActivities(EventStore(pool)).record_events],
+    )
     systems: list[System] = [Boomerang(BoomerangClient(env.client, task_queue=ours_q))]
     systems.append(Bare(env.client, bare_q))
     if bare_signal:
         systems.append(Bare(env.client, bare_q, by_signal=True))
-    async with ours_worker, bare_worker:
+    if bare_ledger:
+        systems.append(Bare(env.client, ledger_q, ledger=True))
+    async with ours_worker, bare_worker, ledger_worker:
         for system in systems:  # warm-up: compute processes, caches, SQLite pages
             await measure(system, 2, poll_s)
         print(HEADER)
         for n in runs:
-            figures = []
             pg = await PgCounter.start(pool)
-            for system in systems:
+            figures = [await measure(systems[0], n, poll_s)]
+            print(_row(figures[-1]), flush=True)
+            txns, rows = await pg.per_event()  # Boomerang's writes only
+            for system in systems[1:]:
                 figures.append(await measure(system, n, poll_s))
                 print(_row(figures[-1]), flush=True)
-            print(_ratio(figures[0], figures[1]), flush=True)
-            txns, rows = await pg.per_event()
+            for other in figures[1:]:
+                print(_ratio(figures[0], other), flush=True)
+            if bare_ledger:
+                print(_ratio(figures[-1], figures[1]), flush=True)
             for f in figures:
                 print((await Breakdown.of(env.client, f.run_ids)).line(f.system), flush=True)
             print(
-                f"  boomerang: {txns:.2f} PostgreSQL write transactions per Ledger row ({rows} rows)",
+                f"  boomerang: {txns:.2f} PostgreSQL write transactions per Ledger row "
+                f"({rows} rows, {rows / n:.1f} per run)",
                 flush=True,
             )
             print(flush=True)
@@ -365,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--poll-ms", type=float, default=100, help="status poll interval")
     parser.add_argument("--compute-processes", type=int, default=4, help="local compute processes")
     parser.add_argument("--bare-signal", action="store_true", help="also time bare with signals")
+    parser.add_argument("--no-bare-ledger", dest="bare_ledger", action="store_false",
+                        help="leave out bare+ledger (bare, writing its steps to the Ledger)")  # fmt: skip
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.runs) or args.poll_ms <= 0 or args.compute_processes < 1:
         parser.error("--runs, --poll-ms and --compute-processes must be positive")
@@ -372,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         asyncio.run(
             bench(args.runs, poll_s=args.poll_ms / 1000, processes=args.compute_processes,
-                  bare_signal=args.bare_signal)
+                  bare_signal=args.bare_signal, bare_ledger=args.bare_ledger)
         )  # fmt: skip
     except KeyboardInterrupt:
         code = 130
