@@ -29,6 +29,7 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
         await approve_through(client, run_id, CHECKPOINTS)
         result = await client.result(run_id)
         status = await client.status(run_id)
+        history = await client.temporal.get_workflow_handle(run_id).fetch_history()
 
     assert result.status is RunStatus.COMPLETED
     assert list(result.outputs) == [
@@ -44,7 +45,7 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
     # Phases did real work on the brief.
     vpc = result.outputs["vpc_discovery"]
     assert isinstance(vpc, dict) and isinstance(vpc["specialists"], dict)
-    research = vpc["specialists"]["research"]  # Scout_Ang ran as a child task of phase 1
+    research = vpc["specialists"]["research"]  # Scout_Ang ran inside the run, in phase 1
     assert isinstance(research, dict) and research["findings"]
     feasibility = result.outputs["feasibility"]
     assert isinstance(feasibility, dict)
@@ -64,6 +65,17 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
     assert kinds.count(EventKind.CHECKPOINT_OPENED) == 10
     assert kinds.count(EventKind.CHECKPOINT_DECIDED) == 10
     assert kinds[0] == EventKind.PIPELINE_STARTED and kinds[-1] == EventKind.PIPELINE_COMPLETED
+    # Its events are the run's, inside its phase; no child workflow ran it.
+    research_steps = [
+        (EventKind(row.kind), row.task_type) for row in ledger.entries
+        if row.phase == "vpc_discovery" and row.kind != EventKind.COMPUTE_ATTEMPT
+    ]  # fmt: skip
+    assert research_steps[:4] == [
+        (EventKind.PHASE_STARTED, None), (EventKind.TASK_STARTED, "research"),
+        (EventKind.TASK_COMPLETED, "research"), (EventKind.PHASE_COMPLETED, None),
+    ]  # fmt: skip
+    started_child = EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    assert not any(e.event_type == started_child for e in history.events)
 
 
 async def test_reject_stops_the_run(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:

@@ -3,9 +3,11 @@
 The JSON files in tests/histories/ were produced by `python -m tests.histories.record_history`
 with the workflow code of the time. Those in tests/histories/before_core_redesign/ were
 recorded before the pipeline became an executor of its state machine and before runs
-carried their own spec (`spec` is None in their input), and those in
+carried their own spec (`spec` is None in their input), those in
 tests/histories/before_publish_on_change/ before runs upserted only the search
-attributes that changed (`workflow.patched("publish-on-change")`): runs like them may
+attributes that changed (`workflow.patched("publish-on-change")`), and those in
+tests/histories/before_tasks_inline/ while a phase's specialist task still ran as a
+child `BoomerAngTask` (`workflow.patched("phase-tasks-inline")`): runs like them may
 still be in flight for days, so they must replay too. A change that alters the commands a running
 workflow issues (a new activity, a reordered timer) breaks replay of runs already in
 flight in production; this test is where that shows, before a deploy does. When a
@@ -30,7 +32,7 @@ from boomerang.constants import PIPELINE_WORKFLOW
 from boomerang.models.decisions import PipelineResult, RunStatus
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.pipelines import startup_validation_pipeline
-from workflows.pipeline import ValidationPipeline
+from workflows.pipeline import TASKS_INLINE, ValidationPipeline
 from workflows.reporting import PUBLISH_ON_CHANGE
 
 # Only light imports here: the sandbox re-imports this module to validate the
@@ -38,7 +40,7 @@ from workflows.reporting import PUBLISH_ON_CHANGE
 HISTORIES = Path(__file__).parent / "histories"
 PHASES = [p.name for p in startup_validation_pipeline().phases]
 CHECKPOINTS = [c.name for p in startup_validation_pipeline().phases for c in p.checkpoints]
-OLDER = ("before_core_redesign", "before_publish_on_change")
+OLDER = ("before_core_redesign", "before_publish_on_change", "before_tasks_inline")
 
 
 def _load(name: str) -> WorkflowHistory:
@@ -96,17 +98,30 @@ def test_happy_path_history_covers_every_checkpoint_iterate_and_pivot(prefix: st
     assert {"update", "signal:approve", "signal:decide"} <= {d.via for d in result.decisions}
 
 
-def test_only_the_current_histories_upsert_search_attributes_on_change() -> None:
-    def patches(name: str) -> set[str]:
-        return {
-            json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
-            for e in _load(name).events
-            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-            and e.marker_recorded_event_attributes.marker_name == "core_patch"
-        }
+def _patches(name: str) -> set[str]:
+    return {
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+        for e in _load(name).events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_patch"
+    }
 
-    assert PUBLISH_ON_CHANGE in patches("happy_path")
-    assert PUBLISH_ON_CHANGE not in patches("before_publish_on_change/happy_path")
+
+def test_only_the_later_histories_upsert_search_attributes_on_change() -> None:
+    assert PUBLISH_ON_CHANGE in _patches("happy_path")
+    assert PUBLISH_ON_CHANGE in _patches("before_tasks_inline/happy_path")
+    assert PUBLISH_ON_CHANGE not in _patches("before_publish_on_change/happy_path")
+
+
+def test_only_the_current_histories_run_the_phase_task_inside_the_run() -> None:
+    def children(name: str) -> int:
+        started = EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+        return sum(e.event_type == started for e in _load(name).events)
+
+    assert TASKS_INLINE in _patches("happy_path") and children("happy_path") == 0
+    # The older happy path ran phase 1's research task as a child, on each of its passes.
+    assert TASKS_INLINE not in _patches("before_tasks_inline/happy_path")
+    assert children("before_tasks_inline/happy_path") >= 1
 
 
 def test_rejected_and_expired_histories_end_as_named() -> None:

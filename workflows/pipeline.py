@@ -28,8 +28,10 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.models.decisions import PipelineResult, PipelineStatus, RunStatus
     from boomerang.models.events import EventKind
     from boomerang.models.pipeline import PhaseTask, PipelineInput, budget_checkpoint
-    from boomerang.models.tasks import Attribution, DispatchInput, TaskInput
+    from boomerang.models.tasks import Attribution, DispatchInput, TaskInput, TaskPlan, phase_task_id
+    from boomerang.models.webhooks import CallbackRecord
     from modal_app.contracts import PhaseRequest
+    from workflows import specialist
     from workflows.approvals import ApprovalBook
     from workflows.cancellation import Cancellation
     from workflows.checkpoint_context import budget_checkpoint_context, phase_checkpoint_context
@@ -39,9 +41,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.machine import Finish, OpenCheckpoint, OverBudget, PipelineMachine, RunPhase
     from workflows.recording import EventLog
     from workflows.reporting import FINISHED, RunReporter
-    from workflows.task import BoomerAngTask
+    from workflows.task import TASK_FAILED, BoomerAngTask
 
 PHASE_FAILED = "PhaseFailed"
+# Runs since: a phase's specialist tasks run inside the run (a local activity to plan,
+# the dispatch activity) instead of as child `BoomerAngTask`s, which cost a run about
+# 0.2 s and four workflow tasks each (bench/README.md). Earlier runs replay with children.
+TASKS_INLINE = "phase-tasks-inline"
 
 
 class _Stop(Exception):
@@ -53,7 +59,7 @@ class _Stop(Exception):
 
 
 @workflow.defn(name=PIPELINE_WORKFLOW)
-class ValidationPipeline(RunIntake):
+class ValidationPipeline(RunIntake, specialist.TakesComputeCallbacks):
     @workflow.init
     def __init__(self, inp: PipelineInput) -> None:
         self._inp = inp
@@ -67,7 +73,11 @@ class ValidationPipeline(RunIntake):
         self._report = RunReporter(inp, events=events, book=self._book, machine=self._machine)
         self._cancellation = Cancellation(run_id)
         self._outputs: dict[str, JsonValue] = {}
-        self._children = 0
+        self._children = 0  # specialist tasks started so far: they number the task ids
+        # The specialist task running inside the run now, and its plan once made.
+        self._task: tuple[TaskInput, TaskPlan | None] | None = None
+        # Compute callbacks of its tasks (`POST /webhooks/modal/task-complete`), once per webhook id.
+        self._callbacks: dict[str, CallbackRecord] = {}
         self._end_reason = ""
 
     @workflow.run
@@ -148,10 +158,12 @@ class ValidationPipeline(RunIntake):
                 retry_policy=RetryPolicy(maximum_attempts=phase.max_attempts),
             )
             specialists = {t.task_type: await self._run_task(t, command) for t in phase.tasks}
-        except (ActivityError, ChildWorkflowError) as exc:
+        except (ActivityError, ChildWorkflowError, ApplicationError) as exc:
             if is_cancelled_exception(exc):
                 raise  # the run is being cancelled: not a failure of the phase
-            cause = exc.cause
+            if isinstance(exc, ApplicationError) and exc.type != TASK_FAILED:
+                raise  # only a task run inside the run fails the phase this way
+            cause = exc if isinstance(exc, ApplicationError) else exc.cause
             detail = str(cause) if cause is not None else str(exc)
             self._report.emit(
                 EventKind.PHASE_FAILED, status="failed", phase=phase.name,
@@ -173,7 +185,8 @@ class ValidationPipeline(RunIntake):
         )  # fmt: skip
 
     async def _run_task(self, task: PhaseTask, command: RunPhase) -> JsonValue:
-        """One specialist task of a phase, as a child `BoomerAngTask` sharing this run's logs."""
+        """One specialist task of a phase, inside the run (a child `BoomerAngTask` in runs
+        started before `TASKS_INLINE`); its events and costs are the run's either way."""
         phase = command.phase
         await self._within_budget(f"{task.task_type} in {phase.name}", task_type=task.task_type,
                                   seconds=task.expected_seconds)  # fmt: skip
@@ -185,19 +198,58 @@ class ValidationPipeline(RunIntake):
         self._children += 1
         self._report.flush()
         run_id = self._report.events.run_id
-        outcome = await workflow.execute_child_workflow(
-            BoomerAngTask.run,
-            TaskInput(
-                tenant=self._inp.tenant, task_type=task.task_type, payload=payload, run_id=run_id,
-                project_id=self._inp.project_id, phase=phase.name, expected_seconds=task.expected_seconds,
-                webhook_url=self._inp.webhook_url,
-            ),
-            id=f"{run_id}/task-{self._children:03d}-{task.task_type}",
+        task_id = phase_task_id(run_id, self._children, task.task_type)
+        inp = TaskInput(
+            tenant=self._inp.tenant, task_type=task.task_type, payload=payload, run_id=run_id,
+            project_id=self._inp.project_id, phase=phase.name, expected_seconds=task.expected_seconds,
+            webhook_url=self._inp.webhook_url,
         )  # fmt: skip
+        if workflow.patched(TASKS_INLINE):
+            return await self._run_task_inline(inp, task_id)
+        outcome = await workflow.execute_child_workflow(BoomerAngTask.run, inp, id=task_id)
         if outcome.status == "cancelled":
             # The child took the cancel and ended cleanly; the run stops here too.
             raise asyncio.CancelledError(f"task {outcome.task_id} was cancelled")
         return outcome.output
+
+    async def _run_task_inline(self, inp: TaskInput, task_id: str) -> JsonValue:
+        """Plan, started, dispatch, completed: the steps of `BoomerAngTask`, with its events.
+
+        A failure is the task's (`task_failed`, then the phase fails as with a child); a
+        cancel of the run is recorded as the task's too (`_cancelled`)."""
+        self._task = (inp, None)
+        events = self._report.events
+        try:
+            plan = await specialist.plan_locally(inp)
+            self._task = (inp, plan)
+            fields = specialist.event_fields(inp, plan)
+            events.emit(EventKind.TASK_STARTED, **fields, message=f"{plan.boomer_ang_id} started")
+            outcome = await specialist.dispatch(inp, plan, task_id=task_id, run_id=events.run_id)
+        except (ActivityError, ApplicationError) as exc:
+            # A local activity's failure comes as the activity's own error, not wrapped.
+            if is_cancelled_exception(exc):
+                raise
+            error = str(exc.cause or exc) if isinstance(exc, ActivityError) else str(exc)
+            planned = self._task[1]
+            failed = events.emit(
+                EventKind.TASK_FAILED, status="failed", phase=inp.phase, task_type=inp.task_type,
+                boomer_ang_id=planned.boomer_ang_id if planned else None,
+                message=f"{planned.boomer_ang_id} could not complete the task" if planned
+                else "The task could not be started",
+                details={"error": error, "error_type": type(exc.cause or exc).__name__},
+            )  # fmt: skip
+            self._task = None
+            await self._report.notify(failed)
+            raise ApplicationError(
+                f"task {task_id} failed: {error}", type=TASK_FAILED, non_retryable=True
+            ) from exc
+        self._task = None
+        completed = events.emit(
+            EventKind.TASK_COMPLETED, **fields, execution_time_s=outcome.result.execution_time_s,
+            message=f"{plan.boomer_ang_id} completed the task", details=specialist.completed_details(outcome),
+        )  # fmt: skip
+        await self._report.notify(completed)
+        return outcome.result.output
 
     async def _within_budget(
         self, what: str, *, seconds: float, function: str | None = None, task_type: str | None = None
@@ -244,6 +296,16 @@ class ValidationPipeline(RunIntake):
             return self._result(self._report.status, self._end_reason)
         details = self._cancellation.ledger_details()
         record = self._cancellation.taken()
+        if self._task is not None:  # a specialist task was running inside the run
+            inp, plan = self._task
+            who = plan.boomer_ang_id if plan else inp.boomer_ang_id
+            cancelled = self._report.emit(
+                EventKind.TASK_CANCELLED, status="cancelled", phase=inp.phase, boomer_ang_id=who,
+                task_type=plan.task_type if plan else inp.task_type,
+                message=f"{who or 'The task'} was cancelled", approver=record.by, details=details,
+            )  # fmt: skip
+            self._task = None
+            await self._report.notify(cancelled)
         for name in self._book.cancel_open():
             self._report.emit(
                 EventKind.CHECKPOINT_CANCELLED, status="cancelled", checkpoint=name,

@@ -20,26 +20,16 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.dispatch import DispatchActivities
     from activities.tasks import TaskActivities
-    from boomerang.constants import CALLBACK_SIGNAL, CALLBACKS_QUERY, CANCEL_UPDATE, TASK_WORKFLOW
+    from boomerang.constants import CANCEL_UPDATE, TASK_WORKFLOW
     from boomerang.models.cancel import CancelReceipt
     from boomerang.models.events import EventKind, RunEvent
-    from boomerang.models.tasks import (
-        Attribution,
-        DispatchInput,
-        DispatchOutcome,
-        PlanTaskInput,
-        TaskInput,
-        TaskOutcome,
-        TaskPlan,
-    )
+    from boomerang.models.tasks import TaskInput, TaskOutcome, TaskPlan
     from boomerang.models.webhooks import CallbackRecord
-    from modal_app.contracts import TaskRequest
+    from workflows import specialist
     from workflows.cancellation import Cancellation
     from workflows.recording import EventLog
     from workflows.webhooks import send_webhook
@@ -52,7 +42,7 @@ OVER_BUDGET = "OverBudget"
 
 
 @workflow.defn(name=TASK_WORKFLOW)
-class BoomerAngTask:
+class BoomerAngTask(specialist.TakesComputeCallbacks):
     @workflow.init
     def __init__(self, inp: TaskInput) -> None:
         self._task_id = workflow.info().workflow_id
@@ -140,7 +130,7 @@ class BoomerAngTask:
 
     async def _run(self, inp: TaskInput) -> TaskOutcome:
         plan = await self._plan(inp)
-        fields = {"phase": inp.phase, "boomer_ang_id": plan.boomer_ang_id, "task_type": plan.task_type}
+        fields = specialist.event_fields(inp, plan)
         if inp.max_cost_usd is not None and plan.estimate.total_cost > inp.max_cost_usd:
             reason = f"estimated cost ${plan.estimate.total_cost} exceeds max_cost_usd ${inp.max_cost_usd}"
             budget = self._events.emit(
@@ -157,15 +147,8 @@ class BoomerAngTask:
             raise ApplicationError(reason, type=OVER_BUDGET, non_retryable=True)
 
         self._events.emit(EventKind.TASK_STARTED, **fields, message=f"{plan.boomer_ang_id} started")
-        request = TaskRequest(
-            run_id=self._events.run_id,
-            task_id=self._task_id,
-            boomer_ang_id=plan.boomer_ang_id,
-            task_type=plan.task_type,
-            payload=inp.payload,
-        )
         try:
-            outcome = await self._dispatch(inp, plan, request)
+            outcome = await specialist.dispatch(inp, plan, task_id=self._task_id, run_id=self._events.run_id)
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise  # the task is being cancelled: not a failure
@@ -194,12 +177,7 @@ class BoomerAngTask:
             **fields,
             execution_time_s=result.execution_time_s,
             message=f"{plan.boomer_ang_id} completed the task",
-            # The attempt rows carry the money; this row says which attempt counted.
-            details={
-                "attempt": outcome.attempt,
-                "summary": result.summary,
-                "warnings": list(result.warnings),
-            },
+            details=specialist.completed_details(outcome),
         )
         done = TaskOutcome(
             task_id=self._task_id,
@@ -217,16 +195,7 @@ class BoomerAngTask:
         await self._events.flush()
         return done
 
-    # -- compute callbacks and webhooks ---------------------------------------------
-
-    @workflow.signal(name=CALLBACK_SIGNAL)
-    def compute_callback(self, record: CallbackRecord) -> None:
-        """A verified completion report; the same webhook id twice is kept once."""
-        self._callbacks.setdefault(record.webhook_id, record)
-
-    @workflow.query(name=CALLBACKS_QUERY)
-    def callbacks(self) -> list[CallbackRecord]:
-        return list(self._callbacks.values())
+    # -- webhooks ----------------------------------------------------------------------
 
     async def _notify(self, event: RunEvent) -> None:
         """Start the signed notification of `event` when the task has a webhook URL."""
@@ -235,18 +204,13 @@ class BoomerAngTask:
 
     async def _plan(self, inp: TaskInput) -> TaskPlan:
         try:
-            plan_input = PlanTaskInput(
-                task_type=inp.task_type,
-                boomer_ang_id=inp.boomer_ang_id,
-                expected_seconds=inp.expected_seconds,
-            )
             if workflow.patched(PLAN_LOCALLY):
-                self._planned = await workflow.execute_local_activity_method(
-                    TaskActivities.plan_task, plan_input, start_to_close_timeout=timedelta(seconds=30)
-                )
+                self._planned = await specialist.plan_locally(inp)
             else:
                 self._planned = await workflow.execute_activity_method(
-                    TaskActivities.plan_task, plan_input, start_to_close_timeout=timedelta(seconds=30)
+                    TaskActivities.plan_task,
+                    specialist.plan_input(inp),
+                    start_to_close_timeout=timedelta(seconds=30),
                 )
             return self._planned
         except (ActivityError, ApplicationError) as exc:
@@ -266,25 +230,3 @@ class BoomerAngTask:
             await self._notify(failed)
             await self._events.flush()
             raise ApplicationError(error, type=TASK_FAILED, non_retryable=True) from exc
-
-    async def _dispatch(self, inp: TaskInput, plan: TaskPlan, request: TaskRequest) -> DispatchOutcome:
-        return await workflow.execute_activity_method(
-            DispatchActivities.dispatch,
-            DispatchInput(
-                function=plan.function,
-                payload=request.model_dump(mode="json"),
-                timeout_s=plan.timeout_s,
-                heartbeat_every_s=inp.heartbeat_timeout.total_seconds() / 3,
-                attribution=Attribution(
-                    run_id=self._events.run_id,
-                    tenant=inp.tenant,
-                    project_id=inp.project_id,
-                    phase=inp.phase,
-                    boomer_ang_id=plan.boomer_ang_id,
-                    task_type=plan.task_type,
-                ),
-            ),
-            start_to_close_timeout=timedelta(seconds=plan.timeout_s + 60),
-            heartbeat_timeout=inp.heartbeat_timeout,
-            retry_policy=RetryPolicy(maximum_attempts=inp.max_attempts),
-        )

@@ -5,7 +5,8 @@
 checked on the raw body before it is parsed; the `webhook-id` is claimed in
 Postgres so a replay is dropped; the callback reaches the task as the
 `compute_callback` signal (which keeps one per webhook id, should a claim ever be
-lost after the signal). A failed signal un-claims the id, so the sender's retry
+lost after the signal) — the task's own workflow, or the pipeline run whose phase runs
+it inside. A failed signal un-claims the id, so the sender's retry
 gets through.
 """
 
@@ -18,12 +19,13 @@ import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 
 from boomerang.api.auth import Caller
 from boomerang.api.deps import ApiContext, context, upstream
 from boomerang.api.schemas import RUN_ID_PATTERN, CallbackAck, errors
-from boomerang.constants import CALLBACK_SIGNAL, TASK_WORKFLOW
+from boomerang.constants import CALLBACK_SIGNAL, PIPELINE_WORKFLOW, TASK_WORKFLOW
+from boomerang.models.tasks import run_of_phase_task
 from boomerang.models.webhooks import CallbackRecord, ComputeCallback
 from boomerang.store.deliveries import DeadLetter
 from boomerang.webhooks.signing import WebhookVerificationError
@@ -81,11 +83,7 @@ async def task_complete(
         callback = ComputeCallback.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    handle = ctx.client.temporal.get_workflow_handle(callback.task_id)
-    async with upstream("task", ctx.timeout_s):
-        described = await handle.describe()
-    if described.workflow_type != TASK_WORKFLOW:
-        raise HTTPException(404, f"no task {callback.task_id!r}")
+    handle, described = await _task_workflow(ctx, callback.task_id)
     if described.status != WorkflowExecutionStatus.RUNNING:
         return CallbackAck(status="too_late", task_id=callback.task_id)
     record = CallbackRecord(webhook_id=received_id, received_at=datetime.now(UTC), callback=callback)
@@ -102,6 +100,35 @@ async def task_complete(
             return CallbackAck(status="too_late", task_id=callback.task_id)  # finished in between
     log.info("callback accepted", webhook_id=received_id, task_id=callback.task_id)
     return CallbackAck(status="accepted", task_id=callback.task_id)
+
+
+async def _task_workflow(
+    ctx: ApiContext, task_id: str
+) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    """The workflow that runs `task_id`: its own `BoomerAngTask`, or the pipeline run whose
+    phase runs it inside (ids `<run id>/task-<nnn>-<type>`); 404 when there is neither."""
+    handle = ctx.client.temporal.get_workflow_handle(task_id)
+    try:
+        async with upstream("task", ctx.timeout_s):
+            described = await handle.describe()
+    except HTTPException as exc:
+        run_id = run_of_phase_task(task_id)
+        if exc.status_code != 404 or run_id is None:
+            raise
+        handle = ctx.client.temporal.get_workflow_handle(run_id)
+        try:
+            async with upstream("task", ctx.timeout_s):
+                described = await handle.describe()
+        except HTTPException as missing:
+            if missing.status_code == 404:
+                raise HTTPException(404, f"no task {task_id!r}") from None
+            raise
+        if described.workflow_type != PIPELINE_WORKFLOW:
+            raise HTTPException(404, f"no task {task_id!r}") from None
+        return handle, described
+    if described.workflow_type != TASK_WORKFLOW:
+        raise HTTPException(404, f"no task {task_id!r}")
+    return handle, described
 
 
 @router.get("/webhooks/dead-letters", response_model=list[DeadLetter], responses=errors(401, 503))

@@ -63,7 +63,7 @@ class CheckpointSpec(BaseModel):
 
 
 class PhaseTask(BaseModel):
-    """A specialist task a phase runs after its own function (a child `BoomerAngTask`)."""
+    """A specialist task a phase runs after its own function (inside the run, as a `BoomerAngTask`)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 

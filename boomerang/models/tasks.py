@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
@@ -12,6 +13,20 @@ from boomerang.models.cancel import CancelRecord
 from boomerang.models.events import CostBreakdown
 from boomerang.money import Usd
 from modal_app.contracts import FunctionResult
+
+# A pipeline phase's specialist task: `<run id>/task-<nnn>-<task type>` (once a child
+# workflow's id; now the task runs inside the run, which takes its compute callbacks).
+_PHASE_TASK_ID = re.compile(r"(?P<run_id>.+)/task-\d{3}-[A-Za-z0-9_.-]+")
+
+
+def phase_task_id(run_id: str, number: int, task_type: str) -> str:
+    return f"{run_id}/task-{number:03d}-{task_type}"
+
+
+def run_of_phase_task(task_id: str) -> str | None:
+    """The run a phase task id belongs to, or None for another kind of id."""
+    match = _PHASE_TASK_ID.fullmatch(task_id)
+    return match["run_id"] if match else None
 
 
 class TaskInput(BaseModel):

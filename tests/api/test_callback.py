@@ -1,8 +1,8 @@
 """`POST /webhooks/modal/task-complete`: signed, fresh, once.
 
-The task is started on a queue no worker polls yet, so it is still running when
-the callbacks arrive; a worker then picks it up and the `callbacks` query shows
-what the run kept.
+The task (or the pipeline run whose phase runs it) is started on a queue no worker
+polls yet, so it is still running when the callbacks arrive; a worker then picks it
+up and the `callbacks` query shows what the run kept.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.local_backend import LocalBackend
 from activities.records import EventSink
-from boomerang.constants import CALLBACK_SIGNAL, CALLBACKS_QUERY, TASK_WORKFLOW
-from boomerang.models.tasks import TaskInput, TaskOutcome
+from boomerang.constants import CALLBACK_SIGNAL, CALLBACKS_QUERY, PIPELINE_WORKFLOW, TASK_WORKFLOW
+from boomerang.models.pipeline import PipelineInput
+from boomerang.models.tasks import TaskInput, TaskOutcome, phase_task_id
 from boomerang.models.webhooks import CallbackRecord
 from boomerang.webhooks.signing import WebhookSigner, generate_secret
 from tests.api import Api, api_fixture  # noqa: F401  (the `api` fixture)
+from tests.helpers import BRIEF
 from tests.webhooks import SECRET
 from worker import build_worker
 
@@ -89,3 +91,31 @@ async def test_a_callback_reaches_the_task_once_and_forgeries_never(
 
     late = await api.http.post(PATH, content=body, headers=_signed(body, "cb-6"))
     assert late.json()["status"] == "too_late"
+
+
+async def test_a_callback_of_a_phase_task_reaches_the_run_that_runs_it(
+    api: Api, dev_env: WorkflowEnvironment, backend: LocalBackend, event_store: EventSink
+) -> None:
+    # A phase's specialist task runs inside its pipeline run: the run takes its callbacks.
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    run_id = f"vp-cb-{uuid.uuid4().hex[:8]}"
+    inp = PipelineInput(tenant=api.tenant, project_id="clinic", brief=BRIEF)
+    handle = await dev_env.client.start_workflow(PIPELINE_WORKFLOW, inp, id=run_id, task_queue=task_queue)
+    task_id = phase_task_id(run_id, 1, "research")
+    body = _body(task_id, execution_time_s=2.5)
+
+    first = await api.http.post(PATH, content=body, headers=_signed(body, "cb-p1"))
+    assert first.status_code == 200 and first.json() == {"status": "accepted", "task_id": task_id}
+    replay = await api.http.post(PATH, content=body, headers=_signed(body, "cb-p1"))
+    assert replay.json()["status"] == "duplicate"
+    for unknown in (phase_task_id(f"vp-never-{uuid.uuid4().hex[:6]}", 1, "research"), f"{run_id}/other-001"):
+        content = _body(unknown)
+        response = await api.http.post(PATH, content=content, headers=_signed(content, f"cb-{unknown}"))
+        assert response.status_code == 404, (unknown, response.text)
+
+    async with build_worker(dev_env.client, task_queue=task_queue, backend=backend, events=event_store):
+        kept = await handle.query(CALLBACKS_QUERY, result_type=list[CallbackRecord])
+        await handle.terminate("the test is over")
+    assert [(r.webhook_id, r.callback.task_id, r.callback.execution_time_s) for r in kept] == [
+        ("cb-p1", task_id, 2.5)
+    ]
