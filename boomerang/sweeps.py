@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from boomerang.models.sweeps import SweepEstimate, SweepSpec
 from boomerang.pricing import PriceTable, estimate_function
@@ -34,15 +34,18 @@ class ResolvedSweep:
     function: str  # the sweep's function (the first variant's, with variant_axis)
     functions: dict[str, ComputeFunction[Any]]
     boomer_ang_id: str | None = None
+    # With a task type: what the specialist says each item (a task's payload) must fit.
+    payload_model: type[BaseModel] | None = None
 
 
 def resolve_sweep(spec: SweepSpec, registry: Registry) -> ResolvedSweep:
     plan = SweepPlan.of(spec)
-    boomer_ang_id = None
+    boomer_ang_id, payload_model = None, None
     try:
         if spec.task_type is not None:
             specialist = registry.specialist_for(spec.task_type)
             boomer_ang_id, names = specialist.id, [specialist.function]
+            payload_model = specialist.payload_model
         elif spec.variant_axis is not None:
             names = sorted({plan.function_of(i) or "" for i in range(plan.total)})
         else:
@@ -50,7 +53,7 @@ def resolve_sweep(spec: SweepSpec, registry: Registry) -> ResolvedSweep:
         functions = {n: registry.lookup(n) for n in names}
     except LookupError as exc:
         raise SweepSpecError(str(exc.args[0] if exc.args else exc)) from None
-    resolved = ResolvedSweep(spec, plan, names[0], functions, boomer_ang_id)
+    resolved = ResolvedSweep(spec, plan, names[0], functions, boomer_ang_id, payload_model)
     _check_payloads(resolved)
     return resolved
 
@@ -77,14 +80,13 @@ def _check_payloads(resolved: ResolvedSweep) -> None:
         model = resolved.functions[name].request_model
         if resolved.spec.task_type is not None:
             model = TaskRequest
-        try:
-            model.model_validate(item_request(resolved, "check", index))
-        except ValidationError as exc:
+        request = item_request(resolved, "check", index)
+        why = _misfit(model, request, "")
+        if not why and resolved.payload_model is not None:
+            why = _misfit(resolved.payload_model, request["payload"], "payload")
+        if why:
             count += 1
             if len(problems) < SHOWN_PROBLEMS:
-                why = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
-                )
                 problems.append(f"item {index}: {why}")
     if problems:
         more = f" (and {count - len(problems)} more)" if count > len(problems) else ""
@@ -92,6 +94,18 @@ def _check_payloads(resolved: ResolvedSweep) -> None:
             f"{count} of {resolved.plan.total} items do not fit {resolved.function}'s payload{more}: "
             + " | ".join(problems)
         )
+
+
+def _misfit(model: type[BaseModel], value: Any, where: str) -> str:
+    """Why `value` does not fit `model` ("" when it does), each field named from `where`."""
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return "; ".join(
+            f"{'.'.join(str(p) for p in (where, *e['loc']) if p != '') or 'item'}: {e['msg']}"
+            for e in exc.errors()
+        )
+    return ""
 
 
 def estimate_sweep(resolved: ResolvedSweep, prices: PriceTable) -> SweepEstimate:

@@ -5,7 +5,7 @@ A user module adds one to the registry (see `modal_app.registry`):
     def register(registry: Registry) -> None:
         registry.add_specialist(
             Specialist(id="Lint_Ang", task_types=("lint",), gpu=None, models=(), tools=("ruff",),
-                       function="task_lint_ang"),
+                       function="task_lint_ang", payload_model=LintPayload),  # optional
             body=lint,                   # Callable[[TaskRequest], FunctionOutput]
         )
 
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+
+from pydantic import BaseModel
 
 from modal_app import tasks
 from modal_app.contracts import PermanentError, TaskRequest
@@ -42,6 +44,9 @@ class Specialist:
     models: tuple[str, ...]
     tools: tuple[str, ...]
     function: str  # the compute function that runs its tasks
+    # What a task's payload must fit. Front doors check it before anything starts (a sweep
+    # of this task type names every item that does not fit); the body parses it again.
+    payload_model: type[BaseModel] | None = None
 
     def __post_init__(self) -> None:
         if not self.id or not self.task_types:
@@ -56,6 +61,7 @@ CODE_ANG = Specialist(
     models=("gpt-4.1-nano", "claude-3.5-haiku", "deepseek-v3.2"),
     tools=("git", "docker", "fastapi", "next.js"),
     function="task_code_ang",
+    payload_model=tasks.CodePayload,
 )
 SCOUT_ANG = Specialist(
     id="Scout_Ang",
@@ -64,6 +70,7 @@ SCOUT_ANG = Specialist(
     models=("gpt-4.1-nano", "ii-researcher"),
     tools=("tavily", "serpapi", "deerflow"),
     function="task_scout_ang",
+    payload_model=tasks.ResearchPayload,
 )
 PAINT_ANG = Specialist(
     id="Paint_Ang",
@@ -72,6 +79,7 @@ PAINT_ANG = Specialist(
     models=("flux-schnell", "stable-diffusion-xl"),
     tools=("superdesign-api", "figma-api"),
     function="task_paint_ang",
+    payload_model=tasks.DesignPayload,
 )
 CRUNCH_ANG = Specialist(
     id="Crunch_Ang",
@@ -80,6 +88,7 @@ CRUNCH_ANG = Specialist(
     models=(),
     tools=("numpy", "cupy", "torch"),
     function="task_crunch_ang",
+    payload_model=tasks.AnalysisPayload,
 )
 
 

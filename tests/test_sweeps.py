@@ -426,6 +426,15 @@ async def test_worker_killed_mid_sweep_loses_and_repeats_nothing(
             {"function": "sweep_simulate", "items": [{"steps": 1}, {"steps": -1}, {"walkers": "many"}]},
             "2 of 3 items do not fit sweep_simulate's payload",
         ),
+        # By task type, each item is a task's payload and must fit what the specialist takes.
+        (
+            {"task_type": "data_analysis", "items": [{"columns": {"x": [1.0]}}, {"prompt": "hi"}]},
+            "1 of 2 items do not fit task_crunch_ang's payload: item 1: payload.prompt: Extra inputs",
+        ),
+        (
+            {"task_type": "research", "items": [{"topic": ""}]},
+            "1 of 1 items do not fit task_scout_ang's payload: item 0: payload.topic: String should have",
+        ),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused(spec: dict[str, Any], message: str) -> None:
