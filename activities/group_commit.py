@@ -9,7 +9,9 @@ per row (a transaction, a head lock, a fsync) is what the sweep pays for; held f
     stored = await rows.put((tenant, sweep_id), row)   # returns once its write committed
 
 `write(key, items)` returns one result per item. If it raises for several items, each
-is written alone, so a bad one fails alone (as `EventStore` does).
+is written alone, so a bad one fails alone (as `EventStore` does) — unless `isolate`
+says the error is not an item's (the database is down): then the whole group fails
+with it at once, instead of waiting for the database once more per item.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Generic, TypeVar
 
 from activities.records import BatchEventSink, EventSink
 from boomerang.models.events import RunEvent
+from boomerang.store.errors import is_outage
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -27,11 +30,18 @@ R = TypeVar("R")
 
 
 class GroupCommit(Generic[K, T, R]):
-    def __init__(self, write: Callable[[K, list[T]], Awaitable[Sequence[R]]], *, linger_s: float) -> None:
+    def __init__(
+        self,
+        write: Callable[[K, list[T]], Awaitable[Sequence[R]]],
+        *,
+        linger_s: float,
+        isolate: Callable[[Exception], bool] = lambda exc: True,
+    ) -> None:
         if linger_s < 0:
             raise ValueError(f"linger_s must not be negative, got {linger_s}")
         self._write = write
         self._linger_s = linger_s
+        self._isolate = isolate
         self._queue: list[tuple[K, T, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -56,8 +66,9 @@ class GroupCommit(Generic[K, T, R]):
         try:
             results = await self._write(key, [item for item, _ in group])
         except Exception as exc:
-            if len(group) == 1:
-                _settle(group[0][1], exc)
+            if len(group) == 1 or not self._isolate(exc):
+                for _, future in group:
+                    _settle(future, exc)
                 return
             for one in group:
                 await self._commit(key, [one])
@@ -80,7 +91,9 @@ class LingeringSink:
 
     def __init__(self, sink: EventSink, *, linger_s: float) -> None:
         self._sink = sink
-        self._commit: GroupCommit[None, RunEvent, bool] = GroupCommit(self._write, linger_s=linger_s)
+        self._commit: GroupCommit[None, RunEvent, bool] = GroupCommit(
+            self._write, linger_s=linger_s, isolate=lambda exc: not is_outage(exc)
+        )
 
     async def record(self, event: RunEvent) -> bool:
         return await self._commit.put(None, event)

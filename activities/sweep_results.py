@@ -35,6 +35,7 @@ from boomerang.models.sweeps import (
     SweepSpec,
 )
 from boomerang.pricing import PriceTable
+from boomerang.store.errors import is_outage
 from boomerang.store.sweeps import SweepResults
 from boomerang.sweeps import per_item_estimate, resolve_sweep
 from modal_app.registry import Registry
@@ -87,7 +88,9 @@ class SweepActivities:
         self._chunk_dispatcher = dispatcher.rewired(
             events=LingeringSink(dispatcher.events, linger_s=COMMIT_LINGER_S)
         )
-        self._rows: RowCommit = GroupCommit(self._write_rows, linger_s=COMMIT_LINGER_S)
+        self._rows: RowCommit = GroupCommit(
+            self._write_rows, linger_s=COMMIT_LINGER_S, isolate=lambda exc: not is_outage(exc)
+        )
 
     async def _write_rows(self, key: tuple[str, str], rows: list[SweepResult]) -> list[SweepResult]:
         return await self._results.record_many(key[0], rows)

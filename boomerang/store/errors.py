@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from boomerang.errors import BoomerangError
 
 
@@ -27,3 +29,9 @@ class InvalidEventError(StoreError):
 
 class RetentionError(StoreError):
     """A retention request was refused (e.g. anchored heads that do not match the chain)."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database could not be reached (down, restarting, no connection in time): every
+    write of the batch would fail alike, so none is worth trying alone."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)  # PoolTimeout included
