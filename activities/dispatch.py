@@ -11,7 +11,6 @@ under its own key (`activities.attempts`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import traceback
 from contextlib import suppress
@@ -23,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.attempts import AttemptBeat, AttemptSlot, LostAttempt, attempt_key, lost_attempts
 from activities.compute import ComputeBackend, ComputeError, cancel_is_final
-from activities.records import EventSink
+from activities.records import EventSink, record_all
 from boomerang.models.events import CostBreakdown, EventKind, RunEvent
 from boomerang.models.tasks import DispatchInput, DispatchOutcome
 from boomerang.pricing import PriceTable, cost_of, estimate_function
@@ -64,16 +63,29 @@ class Dispatcher:
         """One attempt of the running activity; with `slot`, one of several attempts it
         runs (a sweep chunk's items): keyed by the slot, and the caller heartbeats."""
         info = activity.info()
+        # The run's steps up to this dispatch (e.g. phase_started) are written beside the
+        # call, and before any attempt row of it: the Ledger's order is the run's, and a
+        # slow or restarting database does not hold the call back. A retried attempt finds
+        # them written and writes nothing.
+        steps = asyncio.ensure_future(record_all(self._events, inp.events)) if inp.events else None
         started = time.monotonic()
         dispatched_at = datetime.now(UTC)
         beat = None
         if slot is None:
+            lost = lost_attempts(info.heartbeat_details, info.attempt)
+            if lost and steps is not None:
+                await steps
             # Before this attempt beats (and so replaces what the server kept of the last one).
-            await self._settle_lost(inp, lost_attempts(info.heartbeat_details, info.attempt))
+            await self._settle_lost(inp, lost)
             if not _heartbeats_itself(self._backend):
                 at = dispatched_at.timestamp()
                 beat = asyncio.create_task(_beat(inp.heartbeat_every_s, info.attempt, at))
-        record = functools.partial(self._record, slot=slot)
+
+        async def record(inp: DispatchInput, cost: CostBreakdown, **fields: Any) -> None:
+            if steps is not None:
+                await steps
+            await self._record(inp, cost, slot=slot, **fields)
+
         try:
             # One cadence, decided by the workflow from the activity's heartbeat timeout:
             # this dispatcher beats at it, or a backend that beats itself polls at it.

@@ -25,6 +25,23 @@ class BatchEventSink(EventSink, Protocol):
     async def record_many(self, events: Sequence[RunEvent]) -> list[bool]: ...
 
 
+async def record_all(store: EventSink, events: Sequence[RunEvent]) -> int:
+    """Write each event once, in order; how many were new (a retry writes none).
+
+    A malformed event is a non-retryable `InvalidEvent` error: it will be malformed on
+    every retry."""
+    try:
+        if isinstance(store, BatchEventSink):
+            # One transaction for the batch: one commit, one head lock per stream.
+            return sum(await store.record_many(events))
+        written = 0
+        for event in events:
+            written += await store.record(event)
+        return written
+    except InvalidEventError as exc:
+        raise ApplicationError(str(exc), type="InvalidEvent", non_retryable=True) from exc
+
+
 class RecordActivities:
     def __init__(self, store: EventSink) -> None:
         self._store = store
@@ -32,14 +49,4 @@ class RecordActivities:
     @activity.defn(name="record_events")
     async def record_events(self, inp: RecordEventsInput) -> int:
         """Write each event once; returns how many were new (a retry writes none)."""
-        try:
-            if isinstance(self._store, BatchEventSink):
-                # One transaction for the batch: one commit, one head lock per stream.
-                return sum(await self._store.record_many(inp.events))
-            written = 0
-            for event in inp.events:
-                written += await self._store.record(event)
-            return written
-        except InvalidEventError as exc:
-            # A malformed event will be malformed on every retry: fail it loudly.
-            raise ApplicationError(str(exc), type="InvalidEvent", non_retryable=True) from exc
+        return await record_all(self._store, inp.events)

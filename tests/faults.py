@@ -202,16 +202,22 @@ async def _retrying(what: str, call: Any, *, deadline: float) -> Any:
             delay = min(delay * 2, 1.0)
 
 
-async def _drive(stack: FaultStack, run_id: str, counts: Counts, *, via: str, deadline: float) -> None:
-    """Approve each checkpoint as it opens (one decision id each, so a resend is a no-op)."""
+async def _drive(
+    stack: FaultStack, run_id: str, counts: Counts, *, via: str, deadline: float, faults_done: asyncio.Event
+) -> None:
+    """Approve each checkpoint as it opens (one decision id each, so a resend is a no-op);
+    the last one only once every fault has been injected, so none lands after the runs."""
     try:
-        await _approve_all(stack, run_id, counts, via=via, deadline=deadline)
+        await _approve_all(stack, run_id, counts, via=via, deadline=deadline, faults_done=faults_done)
     except AssertionError as exc:
         counts.problems.append(f"{run_id}: {exc}")
 
 
-async def _approve_all(stack: FaultStack, run_id: str, counts: Counts, *, via: str, deadline: float) -> None:
+async def _approve_all(
+    stack: FaultStack, run_id: str, counts: Counts, *, via: str, deadline: float, faults_done: asyncio.Event
+) -> None:
     client = stack.boomerang
+    last = fault_spec().phases[-1].checkpoints[-1].name
     signalled: set[str] = set()
 
     async def _signal(payload: dict[str, Any]) -> None:
@@ -234,6 +240,8 @@ async def _approve_all(stack: FaultStack, run_id: str, counts: Counts, *, via: s
         if status.status in TERMINAL:
             return
         for view in status.pending:
+            if view.name == last:
+                await faults_done.wait()
             decision = DecisionInput(
                 checkpoint=view.name, approver="fault-suite", decision_id=f"{run_id}/{view.name}"
             )
@@ -290,7 +298,10 @@ async def fault_round(
         )
         for _ in range(runs)
     ]
-    drivers = asyncio.gather(*(_drive(stack, r, counts, via=via, deadline=deadline) for r in run_ids))
+    faults_done = asyncio.Event()
+    drivers = asyncio.gather(
+        *(_drive(stack, r, counts, via=via, deadline=deadline, faults_done=faults_done) for r in run_ids)
+    )
     faults: list[str] = (
         ["kill"] * kills + ["temporal"] * restart_temporal + ["postgres"] * (postgres_down_s > 0)
     )
@@ -310,6 +321,7 @@ async def fault_round(
             else:
                 await stack.postgres_outage(postgres_down_s)
                 counts.postgres_outages += 1
+        faults_done.set()
         await drivers
     finally:
         drivers.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -12,6 +13,7 @@ from boomerang.constants import SA_AWAITING, SA_PHASE, SA_STATUS, SA_TENANT
 from boomerang.models.decisions import RunStatus
 from boomerang.models.events import EventKind
 from boomerang.models.pipeline import Decision, PipelineInput
+from boomerang.models.tasks import DispatchInput
 from boomerang.store.queries import Pool, charter_for_run, ledger_for_run
 from tests.fixtures.temporal import StartWorker
 from tests.helpers import BRIEF, CHECKPOINTS, approve_through, decide, wait_for_checkpoint
@@ -76,6 +78,17 @@ async def test_happy_path_runs_five_phases_and_ten_checkpoints(
     ]  # fmt: skip
     started_child = EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
     assert not any(e.event_type == started_child for e in history.events)
+    # The steps queued when a phase is dispatched go with the dispatch, which writes them
+    # before any attempt row of its call: each phase's attempt comes after its start.
+    first = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    payloads = first.activity_task_scheduled_event_attributes.input.payloads
+    (dispatched,) = pydantic_data_converter.payload_converter.from_payloads(payloads, [DispatchInput])
+    assert [e.kind for e in dispatched.events] == [EventKind.PIPELINE_STARTED, EventKind.PHASE_STARTED]
+    seqs = {(row.kind, row.phase, row.task_type): row.seq for row in ledger.entries}
+    for row in attempts:
+        started = EventKind.PHASE_STARTED if row.task_type is None else EventKind.TASK_STARTED
+        task_type = row.task_type if row.task_type else None
+        assert seqs[(started, row.phase, task_type)] < row.seq, row
 
 
 async def test_reject_stops_the_run(dev_env: WorkflowEnvironment, start_worker: StartWorker) -> None:

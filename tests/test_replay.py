@@ -1,18 +1,23 @@
 """Recorded histories replay against today's ValidationPipeline without nondeterminism.
 
 The JSON files in tests/histories/ were produced by `python -m tests.histories.record_history`
-with the workflow code of the time. Those in tests/histories/before_core_redesign/ were
-recorded before the pipeline became an executor of its state machine and before runs
-carried their own spec (`spec` is None in their input), those in
-tests/histories/before_publish_on_change/ before runs upserted only the search
-attributes that changed (`workflow.patched("publish-on-change")`), and those in
-tests/histories/before_tasks_inline/ while a phase's specialist task still ran as a
-child `BoomerAngTask` (`workflow.patched("phase-tasks-inline")`): runs like them may
-still be in flight for days, so they must replay too. A change that alters the commands a running
-workflow issues (a new activity, a reordered timer) breaks replay of runs already in
-flight in production; this test is where that shows, before a deploy does. When a
-change is meant to be incompatible, gate it with `workflow.patched` or rerun the
-script and commit the new histories.
+with the workflow code of the time. The older ones, each folder recorded before a
+change that `workflow.patched` gates (runs like them may still be in flight for days,
+so they must replay too):
+
+- before_core_redesign/: before the pipeline became an executor of its state machine
+  and before runs carried their own spec (`spec` is None in their input);
+- before_publish_on_change/: before runs upserted only the search attributes that
+  changed ("publish-on-change");
+- before_tasks_inline/: while a phase's specialist task ran as a child `BoomerAngTask`
+  ("phase-tasks-inline");
+- before_events_with_dispatch/: while the events queued at a dispatch were written by a
+  local activity first ("events-with-dispatch").
+
+A change that alters the commands a running workflow issues (a new activity, a
+reordered timer) breaks replay of runs already in flight in production; this test is
+where that shows, before a deploy does. When a change is meant to be incompatible,
+gate it with `workflow.patched` or rerun the script and commit the new histories.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from boomerang.constants import PIPELINE_WORKFLOW
 from boomerang.models.decisions import PipelineResult, RunStatus
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.pipelines import startup_validation_pipeline
-from workflows.pipeline import TASKS_INLINE, ValidationPipeline
+from workflows.pipeline import EVENTS_WITH_DISPATCH, TASKS_INLINE, ValidationPipeline
 from workflows.reporting import PUBLISH_ON_CHANGE
 
 # Only light imports here: the sandbox re-imports this module to validate the
@@ -40,7 +45,12 @@ from workflows.reporting import PUBLISH_ON_CHANGE
 HISTORIES = Path(__file__).parent / "histories"
 PHASES = [p.name for p in startup_validation_pipeline().phases]
 CHECKPOINTS = [c.name for p in startup_validation_pipeline().phases for c in p.checkpoints]
-OLDER = ("before_core_redesign", "before_publish_on_change", "before_tasks_inline")
+OLDER = (
+    "before_core_redesign",
+    "before_publish_on_change",
+    "before_tasks_inline",
+    "before_events_with_dispatch",
+)
 
 
 def _load(name: str) -> WorkflowHistory:
@@ -119,6 +129,7 @@ def test_only_the_current_histories_run_the_phase_task_inside_the_run() -> None:
         return sum(e.event_type == started for e in _load(name).events)
 
     assert TASKS_INLINE in _patches("happy_path") and children("happy_path") == 0
+    assert TASKS_INLINE in _patches("before_events_with_dispatch/happy_path")
     # The older happy path ran phase 1's research task as a child, on each of its passes.
     assert TASKS_INLINE not in _patches("before_tasks_inline/happy_path")
     assert children("before_tasks_inline/happy_path") >= 1
@@ -144,3 +155,22 @@ class ReorderedPipeline:
 async def test_replay_catches_an_incompatible_change() -> None:
     with pytest.raises(workflow.NondeterminismError):
         await _replayer(ReorderedPipeline).replay_workflow(_load("happy_path"))
+
+
+def test_only_the_current_histories_hand_their_events_to_the_dispatch() -> None:
+    def first_local_activity_before_first_dispatch(name: str) -> bool:
+        """Whether the workflow task that starts the first phase also ran a local activity."""
+        for e in _load(name).events:
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                return False
+            if (
+                e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+                and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            ):
+                return True
+        return False
+
+    assert EVENTS_WITH_DISPATCH in _patches("happy_path")
+    assert not first_local_activity_before_first_dispatch("happy_path")
+    assert EVENTS_WITH_DISPATCH not in _patches("before_events_with_dispatch/happy_path")
+    assert first_local_activity_before_first_dispatch("before_events_with_dispatch/happy_path")

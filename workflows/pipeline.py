@@ -11,6 +11,7 @@ written to the Charter and the Ledger beside the run (workflows/reporting.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import assert_never
 
@@ -26,9 +27,16 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.constants import PIPELINE_WORKFLOW, STATUS_QUERY
     from boomerang.models.budget import BudgetCheckInput
     from boomerang.models.decisions import PipelineResult, PipelineStatus, RunStatus
-    from boomerang.models.events import EventKind
+    from boomerang.models.events import EventKind, RunEvent
     from boomerang.models.pipeline import PhaseTask, PipelineInput, budget_checkpoint
-    from boomerang.models.tasks import Attribution, DispatchInput, TaskInput, TaskPlan, phase_task_id
+    from boomerang.models.tasks import (
+        Attribution,
+        DispatchInput,
+        DispatchOutcome,
+        TaskInput,
+        TaskPlan,
+        phase_task_id,
+    )
     from boomerang.models.webhooks import CallbackRecord
     from modal_app.contracts import PhaseRequest
     from workflows import specialist
@@ -48,6 +56,10 @@ PHASE_FAILED = "PhaseFailed"
 # the dispatch activity) instead of as child `BoomerAngTask`s, which cost a run about
 # 0.2 s and four workflow tasks each (bench/README.md). Earlier runs replay with children.
 TASKS_INLINE = "phase-tasks-inline"
+# Runs since: the events queued when a phase or task is dispatched go with the dispatch
+# activity, which writes them first (`EventLog.carried_by`), instead of a local activity
+# holding up the workflow task that starts it. Earlier runs replay with the local activity.
+EVENTS_WITH_DISPATCH = "events-with-dispatch"
 
 
 class _Stop(Exception):
@@ -142,8 +154,9 @@ class ValidationPipeline(RunIntake, specialist.TakesComputeCallbacks):
             run_id=self._report.events.run_id, tenant=self._inp.tenant, project_id=self._inp.project_id,
             phase=phase.name,
         )  # fmt: skip
-        try:
-            outcome = await workflow.execute_activity_method(
+
+        def dispatch(events: tuple[RunEvent, ...]) -> Awaitable[DispatchOutcome]:
+            return workflow.execute_activity_method(
                 DispatchActivities.dispatch,
                 DispatchInput(
                     function=phase.function,
@@ -152,10 +165,18 @@ class ValidationPipeline(RunIntake, specialist.TakesComputeCallbacks):
                     # The one cadence every backend heartbeats at: a third of the timeout.
                     heartbeat_every_s=phase.heartbeat_timeout.total_seconds() / 3,
                     attribution=attribution,
+                    events=events,
                 ),
                 start_to_close_timeout=phase.timeout + timedelta(minutes=1),
                 heartbeat_timeout=phase.heartbeat_timeout,
                 retry_policy=RetryPolicy(maximum_attempts=phase.max_attempts),
+            )
+
+        try:
+            outcome = await (
+                self._report.events.carried_by(dispatch)
+                if workflow.patched(EVENTS_WITH_DISPATCH)
+                else dispatch(())
             )
             specialists = {t.task_type: await self._run_task(t, command) for t in phase.tasks}
         except (ActivityError, ChildWorkflowError, ApplicationError) as exc:
@@ -224,7 +245,13 @@ class ValidationPipeline(RunIntake, specialist.TakesComputeCallbacks):
             self._task = (inp, plan)
             fields = specialist.event_fields(inp, plan)
             events.emit(EventKind.TASK_STARTED, **fields, message=f"{plan.boomer_ang_id} started")
-            outcome = await specialist.dispatch(inp, plan, task_id=task_id, run_id=events.run_id)
+
+            def dispatch(handed: tuple[RunEvent, ...]) -> Awaitable[DispatchOutcome]:
+                return specialist.dispatch(inp, plan, task_id=task_id, run_id=events.run_id, events=handed)
+
+            outcome = await (
+                events.carried_by(dispatch) if workflow.patched(EVENTS_WITH_DISPATCH) else dispatch(())
+            )
         except (ActivityError, ApplicationError) as exc:
             # A local activity's failure comes as the activity's own error, not wrapped.
             if is_cancelled_exception(exc):

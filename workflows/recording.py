@@ -2,7 +2,8 @@
 
 The run never waits on its own bookkeeping: `emit` only queues, and one background
 task writes the queue batch by batch, sequentially (a local activity, one
-transaction per batch), so the Ledger's order is the order things happened.
+transaction per batch), so the Ledger's order is the order things happened. What is
+queued when the run starts an activity can go with it instead (`hand_off`).
 `flush` waits until everything queued is written (before a run ends). Keys are
 `<workflow id>/<seq>/<kind>`: deterministic on replay, and a retried write finds its
 key and writes nothing.
@@ -11,8 +12,9 @@ key and writes nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
 # activity task and no second workflow task per batch. Runs started before this
 # recorded through a regular activity and replay that way.
 RECORD_LOCALLY = "record-events-local"
+T = TypeVar("T")
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
@@ -42,6 +45,9 @@ class EventLog:
         self._outbox: list[RunEvent] = []
         self._writing = False
         self._seq = 0
+        # Events an activity of the run writes first (`hand_off`), until it has ended.
+        self._handed: tuple[RunEvent, ...] = ()
+        self._handed_written = False
 
     def emit(self, kind: EventKind, **fields: Any) -> RunEvent:
         self._seq += 1
@@ -61,10 +67,43 @@ class EventLog:
         """Start the writer; cancel it once the run has flushed."""
         return asyncio.create_task(self._write_forever())
 
+    def hand_off(self) -> tuple[RunEvent, ...]:
+        """What is queued, for the activity the run starts now to write before its work.
+
+        It saves this workflow task a local activity and lets the activity start without
+        waiting for one (`DispatchInput.events`). Only when the writer is idle: a batch
+        it is writing must land first. Until `handed_back`, anything the writer writes
+        goes after these events in the same transaction (the store keeps each key once),
+        so the Ledger's order holds whichever writes them first."""
+        if self._writing or self._handed:
+            return ()
+        self._handed, self._outbox = tuple(self._outbox), []
+        self._handed_written = False
+        return self._handed
+
+    async def carried_by(self, start: Callable[[tuple[RunEvent, ...]], Awaitable[T]]) -> T:
+        """`start(events)` an activity that writes what is queued first; see `hand_off`."""
+        handed = self.hand_off()
+        try:
+            result = await start(handed)
+        except BaseException:
+            self.handed_back(written=False)
+            raise
+        self.handed_back(written=True)
+        return result
+
+    def handed_back(self, *, written: bool) -> None:
+        """The activity has ended; `written` when it succeeded (so it wrote them)."""
+        handed, self._handed = self._handed, ()
+        if not written and not self._handed_written:
+            self._outbox[:0] = handed
+
     async def _write_forever(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self._outbox))
             batch, self._outbox = tuple(self._outbox), []
+            if self._handed and not self._handed_written:
+                batch, self._handed_written = (*self._handed, *batch), True
             self._writing = True
             try:
                 if workflow.patched(RECORD_LOCALLY):

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.dispatch import DispatchActivities
     from activities.tasks import TaskActivities
     from boomerang.constants import CALLBACK_SIGNAL, CALLBACKS_QUERY
+    from boomerang.models.events import RunEvent
     from boomerang.models.tasks import (
         Attribution,
         DispatchInput,
@@ -66,8 +67,11 @@ def event_fields(inp: TaskInput, plan: TaskPlan) -> dict[str, Any]:
     return {"phase": inp.phase, "boomer_ang_id": plan.boomer_ang_id, "task_type": plan.task_type}
 
 
-async def dispatch(inp: TaskInput, plan: TaskPlan, *, task_id: str, run_id: str) -> DispatchOutcome:
-    """Run the task on its compute function; each attempt's cost lands on `run_id`."""
+async def dispatch(
+    inp: TaskInput, plan: TaskPlan, *, task_id: str, run_id: str, events: tuple[RunEvent, ...] = ()
+) -> DispatchOutcome:
+    """Run the task on its compute function; each attempt's cost lands on `run_id`, after
+    `events` (the run's steps so far, `EventLog.carried_by`)."""
     request = TaskRequest(
         run_id=run_id,
         task_id=task_id,
@@ -90,6 +94,7 @@ async def dispatch(inp: TaskInput, plan: TaskPlan, *, task_id: str, run_id: str)
                 boomer_ang_id=plan.boomer_ang_id,
                 task_type=plan.task_type,
             ),
+            events=events,
         ),
         start_to_close_timeout=timedelta(seconds=plan.timeout_s + 60),
         heartbeat_timeout=inp.heartbeat_timeout,

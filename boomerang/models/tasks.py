@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
 
 from boomerang.models.cancel import CancelRecord
-from boomerang.models.events import CostBreakdown
+from boomerang.models.events import CostBreakdown, RunEvent
 from boomerang.money import Usd
 from modal_app.contracts import FunctionResult
 
@@ -74,6 +74,9 @@ class DispatchInput(BaseModel):
     # A few beats per heartbeat timeout, so one late beat never fails a live attempt.
     heartbeat_every_s: float = Field(default=2.0, gt=0)
     attribution: Attribution
+    # The run's events queued when it dispatched (e.g. phase_started): written before the
+    # call, in order, once each (workflows/recording.py `EventLog.hand_off` says why).
+    events: tuple[RunEvent, ...] = ()
 
 
 class DispatchOutcome(BaseModel):
