@@ -87,9 +87,11 @@ class EventLog:
         try:
             result = await start(handed)
         except BaseException:
-            self.handed_back(written=False)
+            if handed:
+                self.handed_back(written=False)
             raise
-        self.handed_back(written=True)
+        if handed:
+            self.handed_back(written=True)
         return result
 
     def handed_back(self, *, written: bool) -> None:
