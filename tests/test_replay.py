@@ -37,7 +37,8 @@ from boomerang.constants import PIPELINE_WORKFLOW
 from boomerang.models.decisions import PipelineResult, RunStatus
 from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.pipelines import startup_validation_pipeline
-from workflows.pipeline import EVENTS_WITH_DISPATCH, TASKS_INLINE, ValidationPipeline
+from workflows.pipeline import TASKS_INLINE, ValidationPipeline
+from workflows.recording import EVENTS_WITH_DISPATCH
 from workflows.reporting import PUBLISH_ON_CHANGE
 
 # Only light imports here: the sandbox re-imports this module to validate the

@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.local_backend import LocalBackend
@@ -14,7 +16,7 @@ from activities.records import EventSink
 from boomerang.client import BoomerangClient
 from boomerang.errors import BoomerangError, TaskFailedError
 from boomerang.models.events import EventKind
-from boomerang.models.tasks import TaskInput
+from boomerang.models.tasks import DispatchInput, TaskInput
 from boomerang.store.charter import CharterRow
 from boomerang.store.costs import cost_report
 from boomerang.store.queries import Pool, charter_for_run, ledger_for_run
@@ -205,3 +207,33 @@ async def test_python_client_reads_charter_ledger_cost_and_verifies(
     assert report.ok and report.rows_checked == len(ledger.entries)
     with pytest.raises(BoomerangError, match="no records pool"):
         await BoomerangClient(dev_env.client).ledger(task_id)
+
+
+async def test_a_task_hands_task_started_to_its_dispatch(
+    dev_env: WorkflowEnvironment, start_worker: StartWorker, store_pool: Pool
+) -> None:
+    # task_started goes with the dispatch (which writes it before its attempt row), so the
+    # task's workflow tasks run two local activities (plan, the final events), not three.
+    _, _, payload = SPECIALIST_TASKS[-1]
+    async with start_worker(dev_env) as client:
+        inp = TaskInput(tenant="acme", task_type="data_analysis", payload=payload)
+        task_id = await client.start_task(inp)
+        await client.task_result(task_id)
+        history = await client.temporal.get_workflow_handle(task_id).fetch_history()
+
+    first_activity = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    scheduled = next(e for e in history.events if e.event_type == first_activity)
+    payloads = scheduled.activity_task_scheduled_event_attributes.input.payloads
+    (dispatched,) = pydantic_data_converter.payload_converter.from_payloads(payloads, [DispatchInput])
+    assert [e.kind for e in dispatched.events] == [EventKind.TASK_STARTED]
+    local = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    assert len(local) == 2
+    ledger = await ledger_for_run(store_pool, task_id)
+    assert [EventKind(r.kind) for r in ledger.entries] == [
+        EventKind.TASK_STARTED, EventKind.COMPUTE_ATTEMPT, EventKind.TASK_COMPLETED,
+    ]  # fmt: skip

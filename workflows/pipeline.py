@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.intake import FINAL, RunIntake
     from workflows.legacy_spec import SPEC_OF_RUNS_WITHOUT_ONE
     from workflows.machine import Finish, OpenCheckpoint, OverBudget, PipelineMachine, RunPhase
-    from workflows.recording import EventLog
+    from workflows.recording import EVENTS_WITH_DISPATCH, EventLog
     from workflows.reporting import FINISHED, RunReporter
     from workflows.task import TASK_FAILED, BoomerAngTask
 
@@ -56,10 +56,6 @@ PHASE_FAILED = "PhaseFailed"
 # the dispatch activity) instead of as child `BoomerAngTask`s, which cost a run about
 # 0.2 s and four workflow tasks each (bench/README.md). Earlier runs replay with children.
 TASKS_INLINE = "phase-tasks-inline"
-# Runs since: the events queued when a phase or task is dispatched go with the dispatch
-# activity, which writes them first (`EventLog.carried_by`), instead of a local activity
-# holding up the workflow task that starts it. Earlier runs replay with the local activity.
-EVENTS_WITH_DISPATCH = "events-with-dispatch"
 
 
 class _Stop(Exception):

@@ -29,6 +29,10 @@ with workflow.unsafe.imports_passed_through():
 # activity task and no second workflow task per batch. Runs started before this
 # recorded through a regular activity and replay that way.
 RECORD_LOCALLY = "record-events-local"
+# Runs since: the events queued when a phase or task is dispatched go with the dispatch
+# activity, which writes them first (`EventLog.carried_by`), instead of a local activity
+# holding up the workflow task that starts it. Earlier runs replay with the local activity.
+EVENTS_WITH_DISPATCH = "events-with-dispatch"
 T = TypeVar("T")
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 

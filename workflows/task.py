@@ -16,6 +16,7 @@ completion, failure and a budget stop are also sent to it (signed, retried).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -27,11 +28,11 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.constants import CANCEL_UPDATE, TASK_WORKFLOW
     from boomerang.models.cancel import CancelReceipt
     from boomerang.models.events import EventKind, RunEvent
-    from boomerang.models.tasks import TaskInput, TaskOutcome, TaskPlan
+    from boomerang.models.tasks import DispatchOutcome, TaskInput, TaskOutcome, TaskPlan
     from boomerang.models.webhooks import CallbackRecord
     from workflows import specialist
     from workflows.cancellation import Cancellation
-    from workflows.recording import EventLog
+    from workflows.recording import EVENTS_WITH_DISPATCH, EventLog
     from workflows.webhooks import send_webhook
 
 TASK_FAILED = "TaskFailed"
@@ -147,8 +148,15 @@ class BoomerAngTask(specialist.TakesComputeCallbacks):
             raise ApplicationError(reason, type=OVER_BUDGET, non_retryable=True)
 
         self._events.emit(EventKind.TASK_STARTED, **fields, message=f"{plan.boomer_ang_id} started")
+
+        def dispatch(handed: tuple[RunEvent, ...]) -> Awaitable[DispatchOutcome]:
+            run_id = self._events.run_id
+            return specialist.dispatch(inp, plan, task_id=self._task_id, run_id=run_id, events=handed)
+
         try:
-            outcome = await specialist.dispatch(inp, plan, task_id=self._task_id, run_id=self._events.run_id)
+            outcome = await (
+                self._events.carried_by(dispatch) if workflow.patched(EVENTS_WITH_DISPATCH) else dispatch(())
+            )
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise  # the task is being cancelled: not a failure
