@@ -23,6 +23,7 @@ from typing import Generic, TypeVar
 from activities.records import BatchEventSink, EventSink
 from boomerang.models.events import RunEvent
 from boomerang.store.errors import is_outage
+from boomerang.store.recorder import settle
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -68,22 +69,13 @@ class GroupCommit(Generic[K, T, R]):
         except Exception as exc:
             if len(group) == 1 or not self._isolate(exc):
                 for _, future in group:
-                    _settle(future, exc)
+                    settle(future, exc)
                 return
             for one in group:
                 await self._commit(key, [one])
             return
         for (_, future), result in zip(group, results, strict=True):
-            _settle(future, result)
-
-
-def _settle(future: asyncio.Future[R], outcome: R | Exception) -> None:
-    if future.done():  # its caller was cancelled; the write stands (it is idempotent)
-        return
-    if isinstance(outcome, Exception):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+            settle(future, result)
 
 
 class LingeringSink:

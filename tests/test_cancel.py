@@ -11,7 +11,6 @@ import pytest
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
-from activities.local_backend import LocalBackend
 from activities.records import EventSink
 from boomerang.client import BoomerangClient
 from boomerang.constants import PIPELINE_WORKFLOW, SA_STATUS, SA_TENANT
@@ -22,10 +21,9 @@ from boomerang.models.pipeline import Decision, PipelineInput
 from boomerang.models.tasks import TaskInput
 from boomerang.pipelines import startup_validation_pipeline
 from boomerang.store.queries import Pool, charter_for_run
-from tests.compute import ChatServer, Reply
 from tests.fixtures.temporal import StartWorker
 from tests.helpers import BRIEF, CHECKPOINTS, wait_for_checkpoint, wait_until
-from worker import build_worker
+from tests.slow_chat import until_asked, worker_behind_a_slow_chat_api
 from workflows.webhooks import delivery_workflow_id
 
 WEBHOOK = "http://127.0.0.1:9/hooks/boomerang"  # loopback; whether it answers does not matter here
@@ -189,35 +187,19 @@ async def test_temporal_cancel_ends_the_run_cancelled_with_the_canceller_unknown
 async def test_cancelling_a_task_kills_its_compute_process(
     dev_env: WorkflowEnvironment, event_store: EventSink, store_pool: Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The chat API asks the specialist to come back in a minute: the task waits inside compute.
-    server = ChatServer([Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "60"})])
-    with server.running():
-        monkeypatch.setenv("BOOMERANG_LLM_API_KEY", "sk-test-not-a-secret")
-        monkeypatch.setenv("BOOMERANG_LLM_BASE_URL", server.base_url)
-        backend = LocalBackend(max_concurrency=1)  # its processes inherit the LLM settings
-        try:
-            task_queue = f"tq-{uuid.uuid4().hex}"
-            async with build_worker(
-                dev_env.client, task_queue=task_queue, backend=backend, events=event_store
-            ):
-                client = BoomerangClient(dev_env.client, task_queue=task_queue)
-                task_id = await client.start_task(
-                    TaskInput(
-                        tenant="acme", task_type="code_generation", payload={"prompt": "add two numbers"},
-                        heartbeat_timeout=timedelta(seconds=2), max_attempts=1,
-                    )
-                )  # fmt: skip
-
-                async def asked() -> bool | None:
-                    return True if server.seen else None
-
-                await wait_until(asked, what="the specialist to call the chat API")
-                receipt = await client.cancel(task_id, by="dana", reason="not needed")
-                outcome = await client.task_result(task_id)
-                again = await client.cancel(task_id, by="erin")
-                attempts = await _cancelled_attempt(store_pool, task_id)
-        finally:
-            await backend.aclose()
+    slow = worker_behind_a_slow_chat_api(dev_env, event_store, monkeypatch, processes=1)
+    async with slow as (client, server):
+        task_id = await client.start_task(
+            TaskInput(
+                tenant="acme", task_type="code_generation", payload={"prompt": "add two numbers"},
+                heartbeat_timeout=timedelta(seconds=2), max_attempts=1,
+            )
+        )  # fmt: skip
+        await until_asked(server, what="the specialist to call the chat API")
+        receipt = await client.cancel(task_id, by="dana", reason="not needed")
+        outcome = await client.task_result(task_id)
+        again = await client.cancel(task_id, by="erin")
+        attempts = await _cancelled_attempt(store_pool, task_id)
 
     assert (receipt.status, receipt.by) == ("applied", "dana")
     assert (outcome.status, outcome.boomer_ang_id, outcome.task_type) == (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.local_backend import LocalBackend
 from activities.records import EventSink
 from boomerang.client import BoomerangClient
 from boomerang.models.decisions import RunStatus
@@ -19,10 +17,9 @@ from boomerang.models.events import EventKind
 from boomerang.models.pipeline import PhaseTask, PipelineInput, PipelineSpec
 from boomerang.pipelines import startup_validation_pipeline
 from boomerang.store.queries import Pool, charter_for_run
-from tests.compute import ChatServer, Reply
 from tests.fixtures.temporal import StartWorker
-from tests.helpers import BRIEF, wait_until
-from worker import build_worker
+from tests.helpers import BRIEF
+from tests.slow_chat import until_asked, worker_behind_a_slow_chat_api
 
 
 def _first_phase_runs(task: PhaseTask) -> PipelineSpec:
@@ -73,30 +70,17 @@ async def test_a_failing_phase_task_fails_its_phase_with_the_tasks_own_events(
 async def test_cancelling_a_run_while_its_phase_task_computes_cancels_the_task_too(
     dev_env: WorkflowEnvironment, event_store: EventSink, store_pool: Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The chat API asks the specialist to come back in a minute: the task waits inside compute.
-    server = ChatServer([Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "60"})])
     spec = _first_phase_runs(PhaseTask(task_type="code_generation", payload={"prompt": "add two numbers"}))
     inp = PipelineInput(tenant="acme", project_id="clinic", brief=BRIEF, spec=spec)
-    with server.running():
-        monkeypatch.setenv("BOOMERANG_LLM_API_KEY", "sk-test-not-a-secret")
-        monkeypatch.setenv("BOOMERANG_LLM_BASE_URL", server.base_url)
-        backend = LocalBackend(max_concurrency=2)  # its processes inherit the LLM settings
-        try:
-            task_queue = f"tq-{uuid.uuid4().hex}"
-            worker = build_worker(dev_env.client, task_queue=task_queue, backend=backend, events=event_store)
-            async with worker:
-                client = BoomerangClient(dev_env.client, task_queue=task_queue)
-                run_id = await client.start_pipeline(inp)
-
-                async def asked() -> bool | None:
-                    return True if server.seen else None
-
-                await wait_until(asked, what="the phase's specialist to call the chat API")
-                receipt = await client.cancel(run_id, by="dana", reason="not needed")
-                result = await client.result(run_id)
-                children = await _children_started(client, run_id)
-        finally:
-            await backend.aclose()
+    async with worker_behind_a_slow_chat_api(dev_env, event_store, monkeypatch, processes=2) as (
+        client,
+        server,
+    ):
+        run_id = await client.start_pipeline(inp)
+        await until_asked(server, what="the phase's specialist to call the chat API")
+        receipt = await client.cancel(run_id, by="dana", reason="not needed")
+        result = await client.result(run_id)
+        children = await _children_started(client, run_id)
 
     assert receipt.status == "applied"
     assert result.status is RunStatus.CANCELLED

@@ -273,6 +273,16 @@ async def test_cost_cap_waits_for_approval(run_sweep: Start, probe_dir: Path, st
     assert "checkpoint_opened" in events and "checkpoint_decided" in events
 
 
+async def _probes_started(probe_dir: Path, count: int) -> None:
+    """Wait until `count` probe items have started (each writes `start` to the log)."""
+
+    async def started() -> bool | None:
+        log = (probe_dir / "log").read_text() if (probe_dir / "log").exists() else ""
+        return True if log.count("start") == count else None
+
+    await wait_until(started, what=f"{count} items running")
+
+
 async def test_cancel_stops_in_flight_calls(run_sweep: Start, probe_dir: Path, store_pool: Pool) -> None:
     spec = SweepSpec(
         function="sweep_probe", grid={"x": list(range(10))}, base=_probe(probe_dir, sleep_s=60),
@@ -280,12 +290,7 @@ async def test_cancel_stops_in_flight_calls(run_sweep: Start, probe_dir: Path, s
         heartbeat_timeout_s=3,
     )  # fmt: skip
     async with run_sweep(spec) as handle:
-
-        async def two_running() -> bool | None:
-            log = (probe_dir / "log").read_text() if (probe_dir / "log").exists() else ""
-            return True if log.count("start") == 2 else None
-
-        await wait_until(two_running, what="two items running")
+        await _probes_started(probe_dir, 2)
         receipt = await handle.execute_update("cancel", {"by": "alice", "reason": "enough"})
         assert receipt["status"] == "applied"
         final = await handle.result()
@@ -309,12 +314,7 @@ async def test_cancel_of_chunks_keeps_unstarted_items_pending(
         expected_seconds=0.1,  # two chunks of several items, one lane each: items 0-4 and 5-7
     )  # fmt: skip
     async with run_sweep(spec) as handle:
-
-        async def two_running() -> bool | None:
-            log = (probe_dir / "log").read_text() if (probe_dir / "log").exists() else ""
-            return True if log.count("start") == 2 else None
-
-        await wait_until(two_running, what="two items running")
+        await _probes_started(probe_dir, 2)
         assert (await _progress(handle)).running == 2
         receipt = await handle.execute_update("cancel", {"by": "alice", "reason": "enough"})
         assert receipt["status"] == "applied"

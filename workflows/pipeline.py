@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.intake import FINAL, RunIntake
     from workflows.legacy_spec import SPEC_OF_RUNS_WITHOUT_ONE
     from workflows.machine import Finish, OpenCheckpoint, OverBudget, PipelineMachine, RunPhase
-    from workflows.recording import EVENTS_WITH_DISPATCH, EventLog
+    from workflows.recording import EventLog
     from workflows.reporting import FINISHED, RunReporter
     from workflows.task import TASK_FAILED, BoomerAngTask
 
@@ -169,11 +169,7 @@ class ValidationPipeline(RunIntake, specialist.TakesComputeCallbacks):
             )
 
         try:
-            outcome = await (
-                self._report.events.carried_by(dispatch)
-                if workflow.patched(EVENTS_WITH_DISPATCH)
-                else dispatch(())
-            )
+            outcome = await self._report.events.carried_by(dispatch)
             specialists = {t.task_type: await self._run_task(t, command) for t in phase.tasks}
         except (ActivityError, ChildWorkflowError, ApplicationError) as exc:
             if is_cancelled_exception(exc):
@@ -245,9 +241,7 @@ class ValidationPipeline(RunIntake, specialist.TakesComputeCallbacks):
             def dispatch(handed: tuple[RunEvent, ...]) -> Awaitable[DispatchOutcome]:
                 return specialist.dispatch(inp, plan, task_id=task_id, run_id=events.run_id, events=handed)
 
-            outcome = await (
-                events.carried_by(dispatch) if workflow.patched(EVENTS_WITH_DISPATCH) else dispatch(())
-            )
+            outcome = await events.carried_by(dispatch)
         except (ActivityError, ApplicationError) as exc:
             # A local activity's failure comes as the activity's own error, not wrapped.
             if is_cancelled_exception(exc):

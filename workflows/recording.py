@@ -86,7 +86,10 @@ class EventLog:
         return self._handed
 
     async def carried_by(self, start: Callable[[tuple[RunEvent, ...]], Awaitable[T]]) -> T:
-        """`start(events)` an activity that writes what is queued first; see `hand_off`."""
+        """`start(events)` an activity that writes what is queued first; see `hand_off`.
+        Runs started before `EVENTS_WITH_DISPATCH` start it with none, as they did."""
+        if not workflow.patched(EVENTS_WITH_DISPATCH):
+            return await start(())
         handed = self.hand_off()
         try:
             result = await start(handed)

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from boomerang.models.webhooks import CallbackRecord
     from workflows import specialist
     from workflows.cancellation import Cancellation
-    from workflows.recording import EVENTS_WITH_DISPATCH, EventLog
+    from workflows.recording import EventLog
     from workflows.webhooks import send_webhook
 
 TASK_FAILED = "TaskFailed"
@@ -154,9 +154,7 @@ class BoomerAngTask(specialist.TakesComputeCallbacks):
             return specialist.dispatch(inp, plan, task_id=self._task_id, run_id=run_id, events=handed)
 
         try:
-            outcome = await (
-                self._events.carried_by(dispatch) if workflow.patched(EVENTS_WITH_DISPATCH) else dispatch(())
-            )
+            outcome = await self._events.carried_by(dispatch)
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise  # the task is being cancelled: not a failure

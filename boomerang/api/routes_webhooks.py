@@ -107,28 +107,22 @@ async def _task_workflow(
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
     """The workflow that runs `task_id`: its own `BoomerAngTask`, or the pipeline run whose
     phase runs it inside (ids `<run id>/task-<nnn>-<type>`); 404 when there is neither."""
-    handle = ctx.client.temporal.get_workflow_handle(task_id)
-    try:
-        async with upstream("task", ctx.timeout_s):
-            described = await handle.describe()
-    except HTTPException as exc:
-        run_id = run_of_phase_task(task_id)
-        if exc.status_code != 404 or run_id is None:
-            raise
-        handle = ctx.client.temporal.get_workflow_handle(run_id)
+    run_id = run_of_phase_task(task_id)
+    for workflow_id, workflow_type in ((task_id, TASK_WORKFLOW), (run_id, PIPELINE_WORKFLOW)):
+        if workflow_id is None:
+            continue
+        handle = ctx.client.temporal.get_workflow_handle(workflow_id)
         try:
             async with upstream("task", ctx.timeout_s):
                 described = await handle.describe()
-        except HTTPException as missing:
-            if missing.status_code == 404:
-                raise HTTPException(404, f"no task {task_id!r}") from None
-            raise
-        if described.workflow_type != PIPELINE_WORKFLOW:
-            raise HTTPException(404, f"no task {task_id!r}") from None
+        except HTTPException as exc:
+            if exc.status_code != 404:
+                raise
+            continue
+        if described.workflow_type != workflow_type:
+            break  # an id of something else: not a task
         return handle, described
-    if described.workflow_type != TASK_WORKFLOW:
-        raise HTTPException(404, f"no task {task_id!r}")
-    return handle, described
+    raise HTTPException(404, f"no task {task_id!r}")
 
 
 @router.get("/webhooks/dead-letters", response_model=list[DeadLetter], responses=errors(401, 503))

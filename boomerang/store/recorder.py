@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -161,22 +161,22 @@ class EventStore:
                 written = await self._write(batch)
             except (InvalidEventError, psycopg.IntegrityError, psycopg.DataError) as exc:
                 if len(batch) == 1:
-                    _settle(batch[0].future, exc)
+                    settle(batch[0].future, exc)
                     continue
                 for one in batch:  # let the bad event fail alone
                     try:
-                        _settle(one.future, (await self._write([one]))[0])
+                        settle(one.future, (await self._write([one]))[0])
                     except Exception as single:
-                        _settle(one.future, single)
+                        settle(one.future, single)
                 continue
             except BaseException as exc:
                 for one in batch:
-                    _settle(one.future, exc)
+                    settle(one.future, exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
             for one, was_new in zip(batch, written, strict=True):
-                _settle(one.future, was_new)
+                settle(one.future, was_new)
 
     async def _write(self, batch: Sequence[_Queued]) -> list[bool]:
         await self._ensure_partitions()
@@ -233,11 +233,16 @@ class EventStore:
                 await cur.executemany(_INSERT_LEDGER, rows)
             # Streams in sorted order, as their heads were locked: the projections' row
             # locks are then taken in one order by every store too.
-            shown = [i for stream in heads for i in by_stream[stream] if written[i] and charters[i]]
+            shown = [
+                (events[i], charter)
+                for stream in heads
+                for i in by_stream[stream]
+                if written[i] and (charter := charters[i]) is not None
+            ]
             if shown:
-                await cur.executemany(_INSERT_CHARTER, [_charter_params(charters[i]) for i in shown])
-                for i in shown:
-                    await project(cur, events[i])
+                await cur.executemany(_INSERT_CHARTER, [charter.model_dump() for _, charter in shown])
+                for event, _ in shown:
+                    await project(cur, event)
             if moves:
                 await cur.executemany(_MOVE_HEAD, moves)
         return written
@@ -261,12 +266,11 @@ class EventStore:
             self._months.add(month)
 
 
-def _charter_params(row: CharterRow | None) -> dict[str, Any]:
-    assert row is not None  # only rows that have a Charter row are asked for
-    return row.model_dump()
+T = TypeVar("T")
 
 
-def _settle(future: asyncio.Future[bool], outcome: bool | BaseException) -> None:
+def settle(future: asyncio.Future[T], outcome: T | BaseException) -> None:
+    """Give a queued write's caller its outcome (group commits here and in `activities`)."""
     if future.done():  # its caller was cancelled; the write stands (it is idempotent)
         return
     if isinstance(outcome, BaseException):
